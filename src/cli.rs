@@ -1,0 +1,228 @@
+//! The command line (SPEC §1): parses arguments, sets up the agent's own
+//! logging, and maps outcomes to exit codes (0 ok, 1 failure, 2 usage).
+//! Commands do their work in library modules; this is the edge where errors
+//! become messages.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::source::decode::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "logward", about = "Tails build and pod logs, understands them, tells the right people once, ships to Loki", version = version_line())]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Format of logward's own logs (always on stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Level filter for logward's own logs, e.g. `info`, `debug`, `logward=debug,warn`.
+    #[arg(long, global = true, env = "LOGWARD_LOG", default_value = "info")]
+    log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent until SIGTERM/SIGINT (or until every source has ended).
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the config; print every problem as file:line:col.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Read files once from the start and print one event per record as NDJSON.
+    Replay {
+        /// Config whose sources give a replayed file its format and labels (by glob).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Decode every file in this format instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Files to read; `-` is stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print version, git commit and build date.
+    Version,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// Config file [default: $LOGWARD_CONFIG, else /etc/logward/logward.toml]
+    #[arg(short, long, env = "LOGWARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    Text,
+    Json,
+    Cri,
+    Docker,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Auto => Format::Auto,
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+            FormatArg::Cri => Format::Cri,
+            FormatArg::Docker => Format::Docker,
+        }
+    }
+}
+
+fn version_line() -> &'static str {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("LOGWARD_GIT_COMMIT"),
+        ", built ",
+        env!("LOGWARD_BUILD_DATE"),
+        ")"
+    )
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    let result = match cli.command {
+        Command::Run { config } => run(&config.path()),
+        Command::Check { config } => return check(&config.path()),
+        Command::Replay {
+            config,
+            format,
+            files,
+        } => replay(config.as_deref(), format.map(Format::from), &files),
+        Command::Version => {
+            println!("logward {}", version_line());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|e| {
+        eprintln!("warning: --log-level/LOGWARD_LOG `{level}` is not a filter ({e}); using `info`");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|d| {
+        anyhow::anyhow!(
+            "invalid config ({} problem{}):\n{d}",
+            d.0.len(),
+            if d.0.len() == 1 { "" } else { "s" }
+        )
+    })
+}
+
+fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), "starting");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("logward-rt")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        crate::pipeline::run(config, shutdown).await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: valid ({} source{})",
+                path.display(),
+                c.sources.len(),
+                if c.sources.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            for problem in &d.0 {
+                println!("{problem}");
+            }
+            println!(
+                "{} problem{} found",
+                d.0.len(),
+                if d.0.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn replay(
+    config: Option<&std::path::Path>,
+    format: Option<Format>,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
+    let config = config.map(load).transpose()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match crate::replay::replay(config.as_ref(), format, files, &mut out) {
+        // A reader that went away (`| head`) is not an error.
+        Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}

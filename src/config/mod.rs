@@ -1,0 +1,659 @@
+//! The config file: serde types shaped like what users write (`*Toml`), and the
+//! validated runtime types the agent runs on.
+//!
+//! Everything is checked here, once: durations, sizes, globs, addresses,
+//! secrets, `${VAR}` expansion. Errors carry `file:line:col` and a fix. The
+//! hot path never re-parses or unwraps config input.
+
+mod diag;
+pub mod units;
+
+pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret};
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::source::decode::Format;
+
+/// Where `run` and `check` look for the config when `-c` and `$LOGWARD_CONFIG` are absent.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/logward/logward.toml";
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub patterns: Vec<PathBuf>,
+    pub checkpoint_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub http: Option<Http>,
+    pub sources: Vec<Source>,
+    pub output_file: Option<FileOutput>,
+    pub receivers: BTreeMap<String, Receiver>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub listen: SocketAddr,
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub labels: Arc<BTreeMap<String, String>>,
+    pub format: Format,
+    pub max_line_bytes: usize,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File(FileSource),
+    Stdin,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// Glob patterns, checked to compile.
+    pub paths: Vec<String>,
+    pub include: globset::GlobSet,
+    pub exclude: globset::GlobSet,
+    pub start_at: StartAt,
+    pub max_open_files: usize,
+    pub poll_interval: Duration,
+    pub rescan_interval: Duration,
+    pub rotate_wait: Duration,
+}
+
+/// Where to start reading a file that has no saved position at the agent's first start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Beginning,
+    End,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileOutput {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub enum Receiver {
+    /// Prints escalations to stdout.
+    Console,
+    /// Appends escalations as NDJSON to a file.
+    File { path: PathBuf },
+}
+
+pub mod defaults {
+    use std::time::Duration;
+    pub const STATE_DIR: &str = "/var/lib/logward";
+    pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MAX_LINE_BYTES: u64 = 1 << 20;
+    pub const MAX_OPEN_FILES: u64 = 1024;
+    /// How often open files are checked for growth when no watch event arrived.
+    pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+    /// The safety net behind watch events: a full glob scan this often.
+    pub const RESCAN_INTERVAL: Duration = Duration::from_secs(10);
+    /// How long a rotated or deleted file is kept open after its last line,
+    /// for writers that still append to the old file for a moment.
+    pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigToml {
+    state_dir: Option<Spanned<String>>,
+    patterns: Option<Vec<Spanned<String>>>,
+    checkpoint_interval: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    http: Option<Spanned<HttpToml>>,
+    #[serde(default)]
+    source: Vec<Spanned<SourceToml>>,
+    output: Option<OutputToml>,
+    #[serde(default)]
+    receiver: BTreeMap<String, Spanned<ReceiverToml>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpToml {
+    listen: Spanned<String>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+/// One table for every source type, so that errors keep their spans; which
+/// keys a type accepts is checked in validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceToml {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    paths: Option<Spanned<Vec<Spanned<String>>>>,
+    exclude: Option<Vec<Spanned<String>>>,
+    format: Option<Spanned<String>>,
+    start_at: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, Spanned<String>>,
+    max_line_bytes: Option<Spanned<String>>,
+    max_open_files: Option<Spanned<u64>>,
+    poll_interval: Option<Spanned<String>>,
+    rescan_interval: Option<Spanned<String>>,
+    rotate_wait: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputToml {
+    file: Option<FileOutputToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOutputToml {
+    path: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiverToml {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 0,
+                col: 0,
+                problem: format!("cannot read config: {e}"),
+                fix: "pass an existing file with -c FILE or $LOGWARD_CONFIG".into(),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text that was read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+        let ctx = FileCtx { path, text };
+        let raw: ConfigToml =
+            toml::from_str(text).map_err(|e| Diagnostics(vec![ctx.toml_error(&e)]))?;
+        let mut v = Validator {
+            ctx: &ctx,
+            errors: Vec::new(),
+        };
+        let config = v.config(raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            v.errors.sort_by_key(|d| (d.line, d.col));
+            Err(Diagnostics(v.errors))
+        }
+    }
+
+    /// The source whose globs match `path`, for `replay -c`.
+    pub fn source_for_path(&self, path: &Path) -> Option<&Source> {
+        self.sources.iter().find(|s| match &s.kind {
+            SourceKind::File(f) => f.include.is_match(path) && !f.exclude.is_match(path),
+            SourceKind::Stdin => false,
+        })
+    }
+}
+
+/// Collects every problem instead of stopping at the first, so that `check`
+/// reports them all in one run.
+struct Validator<'a> {
+    ctx: &'a FileCtx<'a>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn ok<T>(&mut self, r: Result<T, Diagnostic>) -> Option<T> {
+        r.map_err(|d| self.errors.push(d)).ok()
+    }
+
+    fn string(&mut self, v: &Spanned<String>) -> Option<String> {
+        let r = self.ctx.expand(v);
+        self.ok(r)
+    }
+
+    fn unit<T>(
+        &mut self,
+        v: Option<&Spanned<String>>,
+        default: T,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> T {
+        let Some(v) = v else { return default };
+        let Some(text) = self.string(v) else {
+            return default;
+        };
+        match parse(&text) {
+            Ok(x) => x,
+            Err(fix) => {
+                self.errors
+                    .push(self.ctx.diag(v.span(), "invalid value", fix));
+                default
+            }
+        }
+    }
+
+    fn config(&mut self, raw: ConfigToml) -> Config {
+        let state_dir = raw
+            .state_dir
+            .as_ref()
+            .and_then(|s| self.string(s))
+            .map_or_else(|| PathBuf::from(defaults::STATE_DIR), PathBuf::from);
+        let patterns = raw
+            .patterns
+            .iter()
+            .flatten()
+            .filter_map(|p| self.string(p))
+            .map(PathBuf::from)
+            .collect();
+        let checkpoint_interval = self.unit(
+            raw.checkpoint_interval.as_ref(),
+            defaults::CHECKPOINT_INTERVAL,
+            units::duration,
+        );
+        let shutdown_timeout = self.unit(
+            raw.shutdown_timeout.as_ref(),
+            defaults::SHUTDOWN_TIMEOUT,
+            units::duration,
+        );
+        let http = raw.http.map(|h| self.http(h));
+        let mut names = HashSet::new();
+        let mut stdin_seen = false;
+        let mut sources = Vec::new();
+        for s in raw.source {
+            let span = s.span();
+            let s = s.into_inner();
+            if !names.insert(s.name.get_ref().clone()) {
+                self.errors.push(self.ctx.diag(
+                    s.name.span(),
+                    format!("source name `{}` is used twice", s.name.get_ref()),
+                    "give every [[source]] a unique name",
+                ));
+            }
+            if let Some(src) = self.source(s, span.clone()) {
+                if matches!(src.kind, SourceKind::Stdin) {
+                    if stdin_seen {
+                        self.errors.push(self.ctx.diag(
+                            span,
+                            "more than one stdin source",
+                            "keep a single [[source]] with type = \"stdin\"",
+                        ));
+                    }
+                    stdin_seen = true;
+                }
+                sources.push(src);
+            }
+        }
+        let output_file = raw
+            .output
+            .and_then(|o| o.file)
+            .and_then(|f| self.string(&f.path))
+            .map(|p| FileOutput {
+                path: PathBuf::from(p),
+            });
+        let receivers = raw
+            .receiver
+            .into_iter()
+            .filter_map(|(name, r)| Some((name, self.receiver(r)?)))
+            .collect();
+        Config {
+            path: self.ctx.path.to_path_buf(),
+            state_dir,
+            patterns,
+            checkpoint_interval,
+            shutdown_timeout,
+            http: http.flatten(),
+            sources,
+            output_file,
+            receivers,
+        }
+    }
+
+    fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {
+        let h = h.into_inner();
+        let token = self
+            .ctx
+            .secret("token", h.token.as_ref(), h.token_file.as_ref());
+        let token = self.ok(token)?;
+        let listen = self.string(&h.listen)?;
+        match listen.parse::<SocketAddr>() {
+            Ok(listen) => Some(Http { listen, token }),
+            Err(_) => {
+                self.errors.push(self.ctx.diag(
+                    h.listen.span(),
+                    format!("`{listen}` is not a listen address"),
+                    "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
+                ));
+                None
+            }
+        }
+    }
+
+    fn source(&mut self, s: SourceToml, span: std::ops::Range<usize>) -> Option<Source> {
+        let format = match &s.format {
+            None => Format::Auto,
+            Some(f) => match f.get_ref().parse::<Format>() {
+                Ok(f) => f,
+                Err(()) => {
+                    self.errors.push(self.ctx.diag(
+                        f.span(),
+                        format!("unknown format `{}`", f.get_ref()),
+                        "use one of \"auto\", \"text\", \"json\", \"cri\", \"docker\"",
+                    ));
+                    Format::Auto
+                }
+            },
+        };
+        let max_line_bytes = self.unit(
+            s.max_line_bytes.as_ref(),
+            defaults::MAX_LINE_BYTES,
+            units::byte_size,
+        );
+        if max_line_bytes < 64 || max_line_bytes > 1 << 30 {
+            let at = s.max_line_bytes.as_ref().map_or(span.clone(), |v| v.span());
+            self.errors.push(self.ctx.diag(
+                at,
+                "max_line_bytes must be between 64 B and 1 GiB",
+                "write e.g. \"1MiB\"",
+            ));
+        }
+        let mut labels = BTreeMap::new();
+        for (k, v) in &s.labels {
+            if let Some(v) = self.string(v) {
+                labels.insert(k.clone(), v);
+            }
+        }
+        let kind = match s.kind.get_ref().as_str() {
+            "file" => SourceKind::File(self.file_source(&s, span)?),
+            "stdin" => {
+                self.reject_keys(
+                    &s,
+                    &[
+                        "paths",
+                        "exclude",
+                        "start_at",
+                        "max_open_files",
+                        "poll_interval",
+                        "rescan_interval",
+                        "rotate_wait",
+                    ],
+                );
+                SourceKind::Stdin
+            }
+            other => {
+                self.errors.push(self.ctx.diag(
+                    s.kind.span(),
+                    format!("unknown source type `{other}`"),
+                    "use \"file\" or \"stdin\"",
+                ));
+                return None;
+            }
+        };
+        Some(Source {
+            name: Arc::from(s.name.get_ref().as_str()),
+            labels: Arc::new(labels),
+            format,
+            max_line_bytes: max_line_bytes as usize,
+            kind,
+        })
+    }
+
+    /// Keys of the shared source table that make no sense for this source type.
+    fn reject_keys(&mut self, s: &SourceToml, keys: &[&str]) {
+        let present = [
+            ("paths", s.paths.as_ref().map(|v| v.span())),
+            (
+                "exclude",
+                s.exclude.as_ref().and_then(|v| v.first()).map(|v| v.span()),
+            ),
+            ("start_at", s.start_at.as_ref().map(|v| v.span())),
+            (
+                "max_open_files",
+                s.max_open_files.as_ref().map(|v| v.span()),
+            ),
+            ("poll_interval", s.poll_interval.as_ref().map(|v| v.span())),
+            (
+                "rescan_interval",
+                s.rescan_interval.as_ref().map(|v| v.span()),
+            ),
+            ("rotate_wait", s.rotate_wait.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in present {
+            if let (true, Some(span)) = (keys.contains(&key), span) {
+                self.errors.push(self.ctx.diag(
+                    span,
+                    format!("`{key}` does not apply to a {} source", s.kind.get_ref()),
+                    "remove it",
+                ));
+            }
+        }
+    }
+
+    fn file_source(&mut self, s: &SourceToml, span: std::ops::Range<usize>) -> Option<FileSource> {
+        let Some(paths) = &s.paths else {
+            self.errors.push(self.ctx.diag(
+                span,
+                format!("file source `{}` has no `paths`", s.name.get_ref()),
+                "add paths = [\"/var/log/app/*.log\"]",
+            ));
+            return None;
+        };
+        if paths.get_ref().is_empty() {
+            self.errors.push(self.ctx.diag(
+                paths.span(),
+                "`paths` is empty",
+                "list at least one glob, e.g. [\"/var/log/app/*.log\"]",
+            ));
+        }
+        let mut globs = Vec::new();
+        let mut include = globset::GlobSetBuilder::new();
+        for p in paths.get_ref() {
+            let Some(text) = self.string(p) else { continue };
+            if let Err(e) = glob::Pattern::new(&text) {
+                self.errors.push(self.ctx.diag(
+                    p.span(),
+                    format!("invalid glob `{text}`: {e}"),
+                    "fix the pattern; `*` matches within a directory, `**` across directories",
+                ));
+                continue;
+            }
+            match globset::GlobBuilder::new(&text)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(g) => {
+                    include.add(g);
+                    globs.push(text);
+                }
+                Err(e) => self.errors.push(self.ctx.diag(
+                    p.span(),
+                    format!("invalid glob `{text}`: {e}"),
+                    "fix the pattern",
+                )),
+            }
+        }
+        let mut exclude = globset::GlobSetBuilder::new();
+        for p in s.exclude.iter().flatten() {
+            let Some(text) = self.string(p) else { continue };
+            // A pattern with no `/` matches the file name anywhere, as users expect from `*.gz`.
+            let pattern = if text.contains('/') {
+                text.clone()
+            } else {
+                format!("**/{text}")
+            };
+            match globset::GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .build()
+            {
+                Ok(g) => {
+                    exclude.add(g);
+                }
+                Err(e) => self.errors.push(self.ctx.diag(
+                    p.span(),
+                    format!("invalid exclude glob `{text}`: {e}"),
+                    "fix the pattern",
+                )),
+            }
+        }
+        let start_at = match s.start_at.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None | Some((_, "beginning")) => StartAt::Beginning,
+            Some((_, "end")) => StartAt::End,
+            Some((v, other)) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("unknown start_at `{other}`"),
+                    "use \"beginning\" or \"end\"",
+                ));
+                StartAt::Beginning
+            }
+        };
+        let max_open_files = match &s.max_open_files {
+            Some(v) if *v.get_ref() == 0 || *v.get_ref() > 1_000_000 => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    "max_open_files must be between 1 and 1000000",
+                    "write e.g. 1024",
+                ));
+                defaults::MAX_OPEN_FILES
+            }
+            Some(v) => *v.get_ref(),
+            None => defaults::MAX_OPEN_FILES,
+        };
+        let poll_interval = self.unit(
+            s.poll_interval.as_ref(),
+            defaults::POLL_INTERVAL,
+            units::duration,
+        );
+        let rescan_interval = self.unit(
+            s.rescan_interval.as_ref(),
+            defaults::RESCAN_INTERVAL,
+            units::duration,
+        );
+        let rotate_wait = self.unit(
+            s.rotate_wait.as_ref(),
+            defaults::ROTATE_WAIT,
+            units::duration,
+        );
+        let include = include.build().ok()?;
+        let exclude = exclude.build().ok()?;
+        Some(FileSource {
+            paths: globs,
+            include,
+            exclude,
+            start_at,
+            max_open_files: max_open_files as usize,
+            poll_interval: poll_interval.max(Duration::from_millis(10)),
+            rescan_interval: rescan_interval.max(Duration::from_millis(100)),
+            rotate_wait,
+        })
+    }
+
+    fn receiver(&mut self, r: Spanned<ReceiverToml>) -> Option<Receiver> {
+        let span = r.span();
+        let r = r.into_inner();
+        match r.kind.get_ref().as_str() {
+            "console" => {
+                if let Some(p) = &r.path {
+                    self.errors.push(self.ctx.diag(
+                        p.span(),
+                        "`path` does not apply to a console receiver",
+                        "remove it, or use type = \"file\"",
+                    ));
+                }
+                Some(Receiver::Console)
+            }
+            "file" => match &r.path {
+                Some(p) => Some(Receiver::File {
+                    path: PathBuf::from(self.string(p)?),
+                }),
+                None => {
+                    self.errors.push(self.ctx.diag(
+                        span,
+                        "file receiver has no `path`",
+                        "add path = \"/var/log/logward/escalations.ndjson\"",
+                    ));
+                    None
+                }
+            },
+            other => {
+                self.errors.push(self.ctx.diag(
+                    r.kind.span(),
+                    format!("unknown receiver type `{other}`"),
+                    "use \"console\" or \"file\"",
+                ));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostics> {
+        Config::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn minimal_file_source_gets_defaults() {
+        let c =
+            parse("[[source]]\nname = \"a\"\ntype = \"file\"\npaths = [\"/tmp/*.log\"]\n").unwrap();
+        let SourceKind::File(f) = &c.sources[0].kind else {
+            panic!("not a file source")
+        };
+        assert_eq!(f.max_open_files, 1024);
+        assert_eq!(c.sources[0].max_line_bytes, 1 << 20);
+        assert_eq!(c.state_dir, PathBuf::from(defaults::STATE_DIR));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_nearest_key() {
+        let err = parse("[[source]]\nname = \"a\"\ntype = \"file\"\npathz = [\"/tmp/*.log\"]\n")
+            .unwrap_err();
+        let d = &err.0[0];
+        assert_eq!((d.line, d.col), (4, 1), "{d}");
+        assert!(
+            d.problem.contains("pathz") && d.fix.contains("`paths`"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported() {
+        let err = parse(
+            "checkpoint_interval = \"soon\"\n[[source]]\nname = \"a\"\ntype = \"file\"\npaths = [\"/x/[\"]\nstart_at = \"middle\"\n[[source]]\nname = \"a\"\ntype = \"stdin\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![1, 5, 6, 8], "{err}");
+    }
+
+    #[test]
+    fn exclude_without_slash_matches_file_name_anywhere() {
+        let c = parse("[[source]]\nname = \"a\"\ntype = \"file\"\npaths = [\"/l/**/*\"]\nexclude = [\"*.gz\"]\n").unwrap();
+        let SourceKind::File(f) = &c.sources[0].kind else {
+            panic!("not a file source")
+        };
+        assert!(f.exclude.is_match("/l/x/y.gz"));
+        assert!(!f.exclude.is_match("/l/x/y.log"));
+    }
+}

@@ -1,0 +1,21 @@
+//! logward: a log agent for build hosts and Kubernetes pods.
+//!
+//! ```text
+//! sources -> decode -> multiline -> extract -> correlate -> fingerprint -> window -> route -> notify
+//!                                       \-> ship (file, Loki)           positions <- acknowledgements
+//! ```
+//!
+//! Each stage is a module that owns one thing and says what it must not do;
+//! only `pipeline` wires them. Sources read and send batches with the file
+//! range they cover; outputs acknowledge; `state` moves positions only then.
+
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod metrics;
+pub mod pipeline;
+pub mod replay;
+pub mod ship;
+pub mod source;
+pub mod state;

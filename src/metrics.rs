@@ -1,0 +1,173 @@
+//! The agent's own metrics, served as Prometheus text on `/metrics`.
+//!
+//! Owns metric names and help texts. Stages get cheap handles (atomics) and
+//! update them per batch, not per line.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabel {
+    pub output: String,
+}
+
+/// Every metric family of the agent.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    lines_read: Family<SourceLabel, Counter>,
+    bytes_read: Family<SourceLabel, Counter>,
+    lines_truncated: Family<SourceLabel, Counter>,
+    rotations: Family<SourceLabel, Counter>,
+    truncations: Family<SourceLabel, Counter>,
+    open_files: Family<SourceLabel, Gauge>,
+    files_tracked: Family<SourceLabel, Gauge>,
+    position_lag: Family<SourceLabel, Gauge>,
+    events: Family<SourceLabel, Counter>,
+    output_events: Family<OutputLabel, Counter>,
+    output_errors: Family<OutputLabel, Counter>,
+}
+
+/// The handles one source updates.
+#[derive(Debug, Clone)]
+pub struct SourceMetrics {
+    pub lines_read: Counter,
+    pub bytes_read: Counter,
+    pub lines_truncated: Counter,
+    pub rotations: Counter,
+    pub truncations: Counter,
+    pub open_files: Gauge,
+    pub files_tracked: Gauge,
+    pub position_lag: Gauge,
+    pub events: Counter,
+}
+
+/// The handles one output updates.
+#[derive(Debug, Clone)]
+pub struct OutputMetrics {
+    pub events: Counter,
+    pub errors: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("logward");
+        registry.register(
+            "build",
+            "logward's version and the git commit it was built from",
+            Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", env!("LOGWARD_GIT_COMMIT")),
+            ]),
+        );
+        let mut m = Metrics {
+            lines_read: Family::default(),
+            bytes_read: Family::default(),
+            lines_truncated: Family::default(),
+            rotations: Family::default(),
+            truncations: Family::default(),
+            open_files: Family::default(),
+            files_tracked: Family::default(),
+            position_lag: Family::default(),
+            events: Family::default(),
+            output_events: Family::default(),
+            output_errors: Family::default(),
+            registry,
+        };
+        let r = &mut m.registry;
+        r.register(
+            "lines_read",
+            "Lines read by a source (before container reassembly)",
+            m.lines_read.clone(),
+        );
+        r.register("bytes_read", "Bytes read by a source", m.bytes_read.clone());
+        r.register(
+            "lines_truncated",
+            "Lines longer than max_line_bytes, cut and flagged",
+            m.lines_truncated.clone(),
+        );
+        r.register(
+            "file_rotations",
+            "Files that were rotated (renamed or deleted) while tailed",
+            m.rotations.clone(),
+        );
+        r.register(
+            "file_truncations",
+            "Files that shrank below their read position and were read again from the start",
+            m.truncations.clone(),
+        );
+        r.register(
+            "open_files",
+            "Files a source holds open now (capped by max_open_files)",
+            m.open_files.clone(),
+        );
+        r.register(
+            "files_tracked",
+            "Files a source tracks now, open or not",
+            m.files_tracked.clone(),
+        );
+        r.register(
+            "position_lag_bytes",
+            "Bytes written to a source's files and not yet delivered",
+            m.position_lag.clone(),
+        );
+        r.register("events", "Events produced by a source", m.events.clone());
+        r.register(
+            "output_events",
+            "Events written and acknowledged by an output",
+            m.output_events.clone(),
+        );
+        r.register(
+            "output_errors",
+            "Failed output writes (retried)",
+            m.output_errors.clone(),
+        );
+        Arc::new(m)
+    }
+
+    pub fn source(&self, name: &str) -> SourceMetrics {
+        let l = SourceLabel {
+            source: name.to_string(),
+        };
+        SourceMetrics {
+            lines_read: self.lines_read.get_or_create(&l).clone(),
+            bytes_read: self.bytes_read.get_or_create(&l).clone(),
+            lines_truncated: self.lines_truncated.get_or_create(&l).clone(),
+            rotations: self.rotations.get_or_create(&l).clone(),
+            truncations: self.truncations.get_or_create(&l).clone(),
+            open_files: self.open_files.get_or_create(&l).clone(),
+            files_tracked: self.files_tracked.get_or_create(&l).clone(),
+            position_lag: self.position_lag.get_or_create(&l).clone(),
+            events: self.events.get_or_create(&l).clone(),
+        }
+    }
+
+    pub fn output(&self, name: &str) -> OutputMetrics {
+        let l = OutputLabel {
+            output: name.to_string(),
+        };
+        OutputMetrics {
+            events: self.output_events.get_or_create(&l).clone(),
+            errors: self.output_errors.get_or_create(&l).clone(),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

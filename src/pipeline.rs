@@ -1,0 +1,245 @@
+//! Wiring, and only wiring: starts the sources, the delivery thread, the
+//! checkpointer and the HTTP endpoint, and drains them in order at shutdown.
+//!
+//! Shutdown order: sources stop reading; the channel closes once the last
+//! in-flight batch is sent; delivery writes and acknowledges what it has;
+//! positions are written last. What is not acknowledged by then keeps its old
+//! position and is read again at the next start: replayed, never lost.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, SourceKind};
+use crate::http::{self, Health};
+use crate::metrics::{Metrics, OutputMetrics};
+use crate::ship::file::{FileOutput, FileOutputError};
+use crate::source::file::{Tailer, Wake};
+use crate::source::{Batch, SourceCtx, stdin};
+use crate::state::{Positions, StateError};
+
+/// Batches in flight between sources and delivery: with batches of at most
+/// 1024 events or 512 KiB, this bounds the pipeline's memory.
+const CHANNEL_BATCHES: usize = 16;
+/// The first and the longest wait between retries of a failed output write.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Output(#[from] FileOutputError),
+    #[error("cannot listen on {addr}: {source} — pick a free port for [http] listen")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a source thread: {0}")]
+    Spawn(std::io::Error),
+    #[error(
+        "shutdown did not finish within shutdown_timeout ({0:?}); undelivered lines keep their old positions and are read again at the next start"
+    )]
+    DrainTimeout(Duration),
+}
+
+/// Runs the agent until `shutdown` resolves or every source has ended (stdin at EOF).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let metrics = Metrics::new();
+    let health = Arc::new(Health {
+        ready: AtomicBool::new(false),
+        metrics: metrics.clone(),
+    });
+    let positions = Positions::open(&config.state_dir)?;
+    let output = config
+        .output_file
+        .as_ref()
+        .map(|o| FileOutput::open(&o.path))
+        .transpose()?;
+    let (stop_http, http_stopped) = watch::channel(false);
+    let http_task = match &config.http {
+        Some(h) => {
+            let listener = http::bind(h.listen)
+                .await
+                .map_err(|source| RunError::Listen {
+                    addr: h.listen,
+                    source,
+                })?;
+            tracing::info!(listen = %h.listen, "serving /health, /ready and /metrics");
+            let mut stopped = http_stopped.clone();
+            Some(tokio::spawn(http::serve(
+                listener,
+                health.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+
+    let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
+    let pending_ready = Arc::new(AtomicUsize::new(config.sources.len()));
+    let mark_ready = {
+        let health = health.clone();
+        let pending = pending_ready.clone();
+        move || {
+            if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                health.ready.store(true, Ordering::Release);
+                tracing::info!("ready: every source is open");
+            }
+        }
+    };
+    if config.sources.is_empty() {
+        health.ready.store(true, Ordering::Release);
+    }
+    let mut wakers = Vec::new();
+    for source in &config.sources {
+        let ctx = SourceCtx {
+            name: source.name.clone(),
+            labels: source.labels.clone(),
+            format: source.format,
+            max_line_bytes: source.max_line_bytes,
+            tx: tx.downgrade(),
+            positions: positions.clone(),
+            metrics: metrics.source(&source.name),
+            stop: stop.clone(),
+        };
+        let done = done_tx.clone();
+        let ready = mark_ready.clone();
+        let builder = thread::Builder::new().name(format!("source:{}", source.name));
+        let spawned = match &source.kind {
+            SourceKind::File(cfg) => {
+                let (waker, wake) = std::sync::mpsc::channel();
+                wakers.push(waker.clone());
+                let tailer = Tailer::new(ctx, cfg.clone(), waker, wake);
+                builder.spawn(move || {
+                    tailer.run(ready);
+                    let _ = done.send(());
+                })
+            }
+            SourceKind::Stdin => builder.spawn(move || {
+                ready();
+                stdin::run(ctx);
+                let _ = done.send(());
+            }),
+        };
+        spawned.map_err(RunError::Spawn)?;
+    }
+    drop(done_tx);
+
+    let delivery = {
+        let positions = positions.clone();
+        let out_metrics = metrics.output("file");
+        thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || deliver(rx, output, &positions, &out_metrics))
+            .map_err(RunError::Spawn)?
+    };
+    let checkpointer = tokio::spawn(checkpoint_loop(
+        positions.clone(),
+        config.checkpoint_interval,
+    ));
+
+    let mut running = config.sources.len();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                tracing::info!("stopping: draining what was read");
+                break;
+            }
+            d = done_rx.recv() => {
+                running = running.saturating_sub(1);
+                if d.is_none() || running == 0 {
+                    tracing::info!("every source has ended; draining");
+                    break;
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in &wakers {
+        let _ = w.send(Wake::Stop);
+    }
+    drop(tx);
+    let drained = tokio::time::timeout(
+        config.shutdown_timeout,
+        tokio::task::spawn_blocking(move || delivery.join()),
+    )
+    .await;
+    checkpointer.abort();
+    let saved = tokio::task::spawn_blocking(move || positions.persist()).await;
+    if let Ok(Err(e)) = saved {
+        tracing::error!(error = %e, "cannot write positions at shutdown; lines since the last checkpoint will be read again");
+    }
+    let _ = stop_http.send(true);
+    if let Some(t) = http_task {
+        let _ = t.await;
+    }
+    match drained {
+        Ok(_) => Ok(()),
+        Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
+    }
+}
+
+/// Writes every batch to the outputs and acknowledges it. Ends when the channel closes.
+fn deliver(
+    mut rx: mpsc::Receiver<Batch>,
+    mut output: Option<FileOutput>,
+    positions: &Positions,
+    metrics: &OutputMetrics,
+) {
+    while let Some(batch) = rx.blocking_recv() {
+        if let Some(out) = output.as_mut() {
+            write_with_retry(out, &batch, metrics);
+        }
+        if let Some(cp) = &batch.checkpoint {
+            positions.ack(cp);
+        }
+    }
+    if let Some(out) = &output {
+        if let Err(e) = out.sync() {
+            tracing::error!(error = %e, "cannot sync the output file");
+        }
+    }
+}
+
+/// An output that fails is retried until it works: reading waits meanwhile,
+/// and nothing is acknowledged that was not written.
+fn write_with_retry(out: &mut FileOutput, batch: &Batch, metrics: &OutputMetrics) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match out.write(&batch.events) {
+            Ok(()) => {
+                metrics.events.inc_by(batch.events.len() as u64);
+                return;
+            }
+            Err(e) => {
+                metrics.errors.inc();
+                tracing::error!(error = %e, retry_in = ?wait, "output write failed; reading is paused until it succeeds");
+                thread::sleep(wait);
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+async fn checkpoint_loop(positions: Positions, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let p = positions.clone();
+        match tokio::task::spawn_blocking(move || p.persist()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot write positions; will retry"),
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `[output.file]`: appends events as NDJSON (SPEC §4), one batch per write.
+//!
+//! A batch is written with a single `write_all` of whole lines, so a crash
+//! leaves at most one torn line at the end; it is cut off at the next start,
+//! and since its batch was never acknowledged, it is delivered again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::event::Event;
+
+#[derive(Debug, thiserror::Error)]
+#[error("output file {}: {source}", path.display())]
+pub struct FileOutputError {
+    path: PathBuf,
+    source: io::Error,
+}
+
+pub struct FileOutput {
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl FileOutput {
+    /// Opens the file for appending, creating its directory, and cuts a torn last line.
+    pub fn open(path: &Path) -> Result<FileOutput, FileOutputError> {
+        let err = |source| FileOutputError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(err)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(err)?;
+        cut_torn_line(&mut file).map_err(err)?;
+        Ok(FileOutput {
+            path: path.to_path_buf(),
+            file,
+            buf: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    /// Appends the events; when this returns `Ok`, the kernel has them.
+    pub fn write(&mut self, events: &[Event]) -> Result<(), FileOutputError> {
+        self.buf.clear();
+        for e in events {
+            e.write_ndjson(&mut self.buf);
+        }
+        self.file
+            .write_all(&self.buf)
+            .map_err(|source| FileOutputError {
+                path: self.path.clone(),
+                source,
+            })?;
+        if self.buf.capacity() > 4 << 20 {
+            self.buf = Vec::with_capacity(1 << 20);
+        }
+        Ok(())
+    }
+
+    /// Makes what was written durable on disk (called before positions are saved).
+    pub fn sync(&self) -> Result<(), FileOutputError> {
+        self.file.sync_data().map_err(|source| FileOutputError {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Truncates the file after its last `\n`, if it does not end with one.
+fn cut_torn_line(file: &mut File) -> io::Result<()> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(());
+    }
+    let mut pos = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let from = pos.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(pos - from) as usize];
+        file.read_exact_at(chunk, from)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            let keep = from + i as u64 + 1;
+            if keep != len {
+                tracing::warn!(
+                    cut_bytes = len - keep,
+                    "output file ended in a torn line (crash while writing); cut it, it will be written again"
+                );
+                file.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        if from == 0 {
+            file.set_len(0)?;
+            return Ok(());
+        }
+        pos = from;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_last_line_is_cut_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.ndjson");
+        std::fs::write(&p, b"{\"a\":1}\n{\"a\":").unwrap();
+        drop(FileOutput::open(&p).unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\":1}\n");
+    }
+}
