@@ -257,6 +257,14 @@ impl Positions {
 
     /// Writes the positions if they changed since the last write.
     pub fn persist(&self) -> io::Result<bool> {
+        self.persist_after(|| Ok(()))
+    }
+
+    /// Writes the positions if they changed, calling `make_durable` between
+    /// taking the snapshot and writing it: everything acknowledged before the
+    /// snapshot was written to the outputs before it, so syncing the outputs
+    /// there means a saved position never runs ahead of what is on disk.
+    pub fn persist_after(&self, make_durable: impl FnOnce() -> io::Result<()>) -> io::Result<bool> {
         if self.path.as_os_str().is_empty() {
             return Ok(false);
         }
@@ -279,7 +287,7 @@ impl Positions {
             };
             serde_json::to_vec_pretty(&file).map_err(io::Error::other)?
         };
-        let written = write_atomic(&self.path, &bytes);
+        let written = make_durable().and_then(|()| write_atomic(&self.path, &bytes));
         if written.is_err() {
             self.lock().dirty = true;
         }
@@ -338,8 +346,8 @@ mod tests {
         p.ack(&cp(g, 0, 10));
         assert_eq!(
             p.committed(key),
-            Some(10),
-            "the second batch's start is still outstanding"
+            Some(20),
+            "the first two batches are the prefix; the third's start is still outstanding"
         );
         p.ack(&cp(g, 20, 30));
         assert_eq!(p.committed(key), Some(30));

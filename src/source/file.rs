@@ -64,6 +64,8 @@ struct Tailed {
     last_read: Instant,
     /// Set when the file may have grown and is not held open.
     dirty: bool,
+    /// The last turn ended before EOF: read on without waiting for a poll.
+    more: bool,
 }
 
 pub struct Tailer {
@@ -172,6 +174,11 @@ impl Tailer {
             seen.insert(key);
             match self.files.get_mut(&key) {
                 Some(t) => {
+                    if t.life != Life::Live {
+                        // Renamed back, or missed by an earlier scan: followed as before.
+                        tracing::debug!(source = %self.ctx.name, path = %path.display(), "file is back at a path the globs match");
+                        t.life = Life::Live;
+                    }
                     if t.path != path {
                         // Renamed to another name the globs match: still the same file.
                         t.path = path;
@@ -221,6 +228,12 @@ impl Tailer {
             }
         };
         let key = FileKey::of(&meta);
+        if self.files.contains_key(&key) {
+            // Renamed between the glob and the open: a file already followed.
+            // The next scan sees the new name; tracking it again would read it twice.
+            self.rescan_at = self.rescan_at.min(Instant::now() + RESCAN_DEBOUNCE);
+            return;
+        }
         let btime = birth_time(&meta).and_then(|t| i64::try_from(t).ok());
         let head = match Head::read(&file) {
             Ok(h) => h,
@@ -268,6 +281,7 @@ impl Tailer {
             size: meta.len(),
             last_read: Instant::now(),
             dirty: true,
+            more: false,
         };
         self.files.insert(key, t);
         if self.open < self.cfg.max_open_files {
@@ -288,6 +302,8 @@ impl Tailer {
 
     /// Reads every file that may have grown: gone files first, so that a
     /// rotated file is read to its end before the file that replaced it.
+    /// The poll looks at open files only: a closed file is reopened when a
+    /// watch event or a scan says it changed, not on every poll.
     /// `None` when the pipeline has gone away.
     fn read_all(&mut self, poll_all: bool) -> Option<bool> {
         let written = std::mem::take(&mut self.written);
@@ -295,8 +311,9 @@ impl Tailer {
             .files
             .values()
             .filter(|t| {
-                poll_all
+                (poll_all && t.file.is_some())
                     || t.dirty
+                    || t.more
                     || written.contains(&t.path)
                     || matches!(t.life, Life::Gone { .. })
             })
@@ -338,6 +355,14 @@ impl Tailer {
             self.ctx.positions.update(key, None, Some(t.head));
         }
         t.size = size;
+        if size == t.stream.read_offset() && !t.more {
+            // Nothing new. Reading anyway could only get bytes written after the
+            // checks above, perhaps by a writer that truncated the file meanwhile:
+            // they are read at the next turn, after the checks. (After a turn cut
+            // short, the read that sees the end is still due: it decides `auto`.)
+            t.stream.release_memory();
+            return Ok(0);
+        }
         let Some(file) = t.file.as_mut() else {
             return Ok(0);
         };
@@ -348,7 +373,8 @@ impl Tailer {
         loop {
             let n = batch.read(&mut t.stream, file)?;
             total += n;
-            if n == 0 || batch.is_full() {
+            let turn_over = n == 0 || (!unlimited && total >= TURN_BYTES) || self.ctx.stopping();
+            if turn_over || batch.is_full() {
                 start = send(
                     &self.ctx,
                     (t.key, t.generation),
@@ -357,7 +383,8 @@ impl Tailer {
                     start,
                 )?;
             }
-            if n == 0 || (!unlimited && total >= TURN_BYTES) || self.ctx.stopping() {
+            if turn_over {
+                t.more = n > 0;
                 break;
             }
         }
@@ -400,24 +427,30 @@ impl Tailer {
             return Ok(false);
         }
         if self.open >= self.cfg.max_open_files {
+            // At the cap there is always another open file: `key` is closed.
             self.close_idlest(key);
         }
         self.hold_open(key, file);
         Ok(true)
     }
 
-    fn close_idlest(&mut self, keep: FileKey) {
+    /// Closes the open file idle the longest. A gone file is closed last: once
+    /// closed it cannot be found again, and its unread end would be lost.
+    /// `false` when no file but `keep` is open.
+    fn close_idlest(&mut self, keep: FileKey) -> bool {
         let idlest = self
             .files
             .values()
             .filter(|t| t.file.is_some() && t.key != keep)
-            .min_by_key(|t| t.last_read)
+            .min_by_key(|t| (t.life != Life::Live, t.last_read))
             .map(|t| t.key);
-        if let Some(t) = idlest.and_then(|k| self.files.get_mut(&k)) {
-            t.file = None;
-            t.stream.release_memory();
-            self.open -= 1;
-        }
+        let Some(t) = idlest.and_then(|k| self.files.get_mut(&k)) else {
+            return false;
+        };
+        t.file = None;
+        t.stream.release_memory();
+        self.open -= 1;
+        true
     }
 
     /// A closed file cannot be found again: what it had not delivered is lost; say so.
@@ -458,12 +491,11 @@ impl Tailer {
             tracing::debug!(source = %self.ctx.name, path = %t.path.display(), "released rotated file");
             self.ctx.positions.release(key);
         }
-        while self.open > self.cfg.max_open_files {
-            self.close_idlest(FileKey {
-                dev: u64::MAX,
-                ino: u64::MAX,
-            });
-        }
+        let none = FileKey {
+            dev: u64::MAX,
+            ino: u64::MAX,
+        };
+        while self.open > self.cfg.max_open_files && self.close_idlest(none) {}
     }
 
     fn update_gauges(&mut self) {
@@ -571,20 +603,7 @@ fn end_of_last_line(file: &File, size: u64) -> u64 {
 /// fatal: the periodic scan still finds everything, only later.
 fn watch(patterns: &[String], waker: Sender<Wake>) -> Option<notify::RecommendedWatcher> {
     let handler = move |res: notify::Result<notify::Event>| {
-        let Ok(event) = res else { return };
-        let wake = match event.kind {
-            EventKind::Modify(notify::event::ModifyKind::Data(_))
-            | EventKind::Modify(notify::event::ModifyKind::Any) => event
-                .paths
-                .into_iter()
-                .map(Wake::Written)
-                .collect::<Vec<_>>(),
-            EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(_) => {
-                vec![Wake::Rescan]
-            }
-            _ => Vec::new(),
-        };
-        for w in wake {
+        for w in wakes(res) {
             let _ = waker.send(w);
         }
     };
@@ -607,6 +626,23 @@ fn watch(patterns: &[String], waker: Sender<Wake>) -> Option<notify::Recommended
         }
     }
     Some(watcher)
+}
+
+/// What a watch event means for the tailer.
+fn wakes(res: notify::Result<notify::Event>) -> Vec<Wake> {
+    let event = match res {
+        Ok(event) if !event.need_rescan() => event,
+        // The watch lost events (queue overflow): only a scan knows what happened.
+        Ok(_) | Err(_) => return vec![Wake::Rescan],
+    };
+    match event.kind {
+        EventKind::Modify(notify::event::ModifyKind::Data(_))
+        | EventKind::Modify(notify::event::ModifyKind::Any) => {
+            event.paths.into_iter().map(Wake::Written).collect()
+        }
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(_) => vec![Wake::Rescan],
+        _ => Vec::new(),
+    }
 }
 
 /// The deepest directory of a glob without wildcards, and whether matches can lie below it.

@@ -91,11 +91,18 @@ path = "{out}"
             .stderr(stderr)
             .spawn()
             .expect("start logward");
-        Agent { child: Some(child), stderr_path }
+        Agent {
+            child: Some(child),
+            stderr_path,
+        }
     }
 
     pub fn append(&self, rel: &str, text: &str) {
-        let mut f = OpenOptions::new().create(true).append(true).open(self.logs().join(rel)).expect("open log");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs().join(rel))
+            .expect("open log");
         f.write_all(text.as_bytes()).expect("append");
     }
 
@@ -106,7 +113,10 @@ path = "{out}"
 
     /// The `line` of every event so far.
     pub fn lines(&self) -> Vec<String> {
-        self.events().iter().map(|e| e["line"].as_str().unwrap_or_default().to_string()).collect()
+        self.events()
+            .iter()
+            .map(|e| e["line"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Waits until the output holds at least `n` events; panics with the agent's stderr otherwise.
@@ -118,20 +128,36 @@ path = "{out}"
                 return events;
             }
             if Instant::now() > deadline {
-                panic!("waited for {n} events, have {}\n--- agent stderr ---\n{}", events.len(), agent.stderr());
+                panic!(
+                    "waited for {n} events, have {}\n--- agent stderr ---\n{}",
+                    events.len(),
+                    agent.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
+/// Complete lines only: a batch may be half-written while a test reads.
 pub fn read_ndjson(path: &Path) -> Vec<Value> {
-    let Ok(text) = fs::read_to_string(path) else { return Vec::new() };
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("output line is not JSON ({e}): {l}"))).collect()
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+    complete
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("output line is not JSON ({e}): {l}"))
+        })
+        .collect()
 }
 
 fn now_nanos() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 pub struct Agent {
@@ -154,7 +180,10 @@ impl Agent {
         signal(child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut child, PATIENCE).unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("agent did not exit within {PATIENCE:?} of SIGTERM\n{}", self.stderr())
+            panic!(
+                "agent did not exit within {PATIENCE:?} of SIGTERM\n{}",
+                self.stderr()
+            )
         });
         (status, self.stderr())
     }
@@ -212,7 +241,11 @@ pub fn logward(args: &[&str], stdin: &[u8]) -> (ExitStatus, String, String) {
     });
     let out = child.wait_with_output().expect("wait logward");
     let _ = writer.join();
-    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Numbered lines `prefix-000000` .. for loss and duplication checks.
