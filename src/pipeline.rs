@@ -155,7 +155,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 tracing::info!("stopping: draining what was read");
                 break;
             }
-            d = done_rx.recv() => {
+            // With no source at all there is nothing to end: run until told to stop.
+            d = done_rx.recv(), if running > 0 => {
                 running = running.saturating_sub(1);
                 if d.is_none() || running == 0 {
                     tracing::info!("every source has ended; draining");
@@ -237,9 +238,8 @@ async fn checkpoint_loop(positions: Positions, every: Duration) {
     loop {
         tick.tick().await;
         let p = positions.clone();
-        match tokio::task::spawn_blocking(move || p.persist()).await {
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot write positions; will retry"),
-            Ok(Ok(_)) | Err(_) => {}
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || p.persist()).await {
+            tracing::error!(error = %e, "cannot write positions; will retry");
         }
     }
 }

@@ -20,14 +20,18 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.problem
-        )?;
+        // Line 0 is the file as a whole (it cannot be read, say).
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.problem)?,
+            line => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                line,
+                self.col,
+                self.problem
+            )?,
+        }
         if !self.fix.is_empty() {
             write!(f, " — {}", self.fix)?;
         }
@@ -155,6 +159,7 @@ impl FileCtx<'_> {
 
     /// Resolves a secret given either inline (`key = "..."`, with `${VAR}`) or as
     /// `key_file = "/path"`. The file's content is trimmed of its final newline.
+    /// An empty secret is an error: it would let anyone in or no one.
     pub fn secret(
         &self,
         key: &str,
@@ -165,12 +170,24 @@ impl FileCtx<'_> {
             (Some(_), Some(f)) => Err(self.diag(
                 f.span(),
                 format!("both `{key}` and `{key}_file` are set"),
-                format!("keep one of them"),
+                "keep one of them".to_string(),
             )),
-            (Some(v), None) => Ok(Some(Secret(self.expand(v)?))),
+            (Some(v), None) => match self.expand(v)? {
+                s if s.is_empty() => Err(self.diag(
+                    v.span(),
+                    format!("`{key}` is empty"),
+                    format!("set it, or remove `{key}`"),
+                )),
+                s => Ok(Some(Secret(s))),
+            },
             (None, Some(f)) => {
                 let path = self.expand(f)?;
                 match std::fs::read_to_string(&path) {
+                    Ok(s) if s.trim_end_matches(['\n', '\r']).is_empty() => Err(self.diag(
+                        f.span(),
+                        format!("`{key}_file` {path} is empty"),
+                        format!("write the {key} into it, or remove `{key}_file`"),
+                    )),
                     Ok(s) => Ok(Some(Secret(s.trim_end_matches(['\n', '\r']).to_string()))),
                     Err(e) => Err(self.diag(
                         f.span(),
@@ -271,6 +288,35 @@ mod tests {
         let missing = toml::Spanned::new(4..10, "${LOGWARD_TEST_SURELY_UNSET}".to_string());
         let err = c.expand(&missing).unwrap_err();
         assert!(err.problem.contains("LOGWARD_TEST_SURELY_UNSET"), "{err}");
+    }
+
+    #[test]
+    fn a_problem_with_the_whole_file_has_no_line() {
+        let d = Diagnostic {
+            file: PathBuf::from("a.toml"),
+            line: 0,
+            col: 0,
+            problem: "cannot read config".into(),
+            fix: "pass an existing file".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "a.toml: cannot read config — pass an existing file"
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "\n").unwrap();
+        let c = ctx("token = \"\"\n");
+        let path = toml::Spanned::new(0..5, file.display().to_string());
+        let err = c.secret("token", None, Some(&path)).unwrap_err();
+        assert!(err.problem.ends_with("is empty"), "{err}");
+        let inline = toml::Spanned::new(8..10, String::new());
+        let err = c.secret("token", Some(&inline), None).unwrap_err();
+        assert_eq!(err.problem, "`token` is empty");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod diag;
 pub mod units;
 
-pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret};
+pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret, nearest};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -231,8 +231,10 @@ impl Validator<'_> {
         self.ok(r)
     }
 
+    /// A value with a unit (duration, size) under `key`, or `default` when absent or invalid.
     fn unit<T>(
         &mut self,
+        key: &str,
         v: Option<&Spanned<String>>,
         default: T,
         parse: fn(&str) -> Result<T, String>,
@@ -245,7 +247,7 @@ impl Validator<'_> {
             Ok(x) => x,
             Err(fix) => {
                 self.errors
-                    .push(self.ctx.diag(v.span(), "invalid value", fix));
+                    .push(self.ctx.diag(v.span(), format!("invalid `{key}`"), fix));
                 default
             }
         }
@@ -265,11 +267,13 @@ impl Validator<'_> {
             .map(PathBuf::from)
             .collect();
         let checkpoint_interval = self.unit(
+            "checkpoint_interval",
             raw.checkpoint_interval.as_ref(),
             defaults::CHECKPOINT_INTERVAL,
             units::duration,
         );
         let shutdown_timeout = self.unit(
+            "shutdown_timeout",
             raw.shutdown_timeout.as_ref(),
             defaults::SHUTDOWN_TIMEOUT,
             units::duration,
@@ -329,22 +333,27 @@ impl Validator<'_> {
 
     fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {
         let h = h.into_inner();
+        // Both are checked whatever the other gives, so that one run reports both.
         let token = self
             .ctx
             .secret("token", h.token.as_ref(), h.token_file.as_ref());
-        let token = self.ok(token)?;
-        let listen = self.string(&h.listen)?;
-        match listen.parse::<SocketAddr>() {
-            Ok(listen) => Some(Http { listen, token }),
-            Err(_) => {
-                self.errors.push(self.ctx.diag(
-                    h.listen.span(),
-                    format!("`{listen}` is not a listen address"),
-                    "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
-                ));
-                None
-            }
-        }
+        let token = self.ok(token);
+        let listen = self.string(&h.listen).and_then(|listen| {
+            listen
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    self.errors.push(self.ctx.diag(
+                        h.listen.span(),
+                        format!("`{listen}` is not a listen address"),
+                        "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
+                    ));
+                })
+                .ok()
+        });
+        Some(Http {
+            listen: listen?,
+            token: token?,
+        })
     }
 
     fn source(&mut self, s: SourceToml, span: std::ops::Range<usize>) -> Option<Source> {
@@ -363,11 +372,12 @@ impl Validator<'_> {
             },
         };
         let max_line_bytes = self.unit(
+            "max_line_bytes",
             s.max_line_bytes.as_ref(),
             defaults::MAX_LINE_BYTES,
             units::byte_size,
         );
-        if max_line_bytes < 64 || max_line_bytes > 1 << 30 {
+        if !(64..=1 << 30).contains(&max_line_bytes) {
             let at = s.max_line_bytes.as_ref().map_or(span.clone(), |v| v.span());
             self.errors.push(self.ctx.diag(
                 at,
@@ -538,16 +548,19 @@ impl Validator<'_> {
             None => defaults::MAX_OPEN_FILES,
         };
         let poll_interval = self.unit(
+            "poll_interval",
             s.poll_interval.as_ref(),
             defaults::POLL_INTERVAL,
             units::duration,
         );
         let rescan_interval = self.unit(
+            "rescan_interval",
             s.rescan_interval.as_ref(),
             defaults::RESCAN_INTERVAL,
             units::duration,
         );
         let rotate_wait = self.unit(
+            "rotate_wait",
             s.rotate_wait.as_ref(),
             defaults::ROTATE_WAIT,
             units::duration,
@@ -645,6 +658,20 @@ mod tests {
         .unwrap_err();
         let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![1, 5, 6, 8], "{err}");
+    }
+
+    #[test]
+    fn http_token_and_listen_problems_are_both_reported() {
+        let err = parse("[http]\nlisten = \"nowhere\"\ntoken_file = \"/nonexistent/token\"\n")
+            .unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![2, 3], "{err}");
+    }
+
+    #[test]
+    fn a_bad_unit_value_names_its_key() {
+        let err = parse("shutdown_timeout = \"soon\"\n").unwrap_err();
+        assert!(err.0[0].problem.contains("`shutdown_timeout`"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::state::{Checkpoint, Positions};
 use decode::{Decoder, Format};
 use reader::LineReader;
 
-/// A batch stops growing at this many events or bytes read, whichever comes first.
+/// A batch stops growing at this many events or bytes read, whichever comes
+/// first. One read may bring more lines than that (64 KiB of two-byte lines is
+/// 32768 of them): the rest wait in the stream's buffer for the next batch.
 const BATCH_EVENTS: usize = 1024;
 const BATCH_BYTES: usize = 512 * 1024;
 /// How many complete lines `auto` looks at to decide a stream's format.
@@ -76,6 +78,11 @@ pub struct StreamReader {
     /// `None` while an `auto` stream has not shown enough lines to decide.
     decoder: Option<Decoder>,
     max_line: usize,
+    /// Complete lines wait in the buffer because the last call filled a batch:
+    /// they go out before anything more is read.
+    held: bool,
+    /// Bytes read and not yet reported by `read_chunk_upto` (see there).
+    unreported: usize,
     lines_read: u64,
     truncated: u64,
 }
@@ -87,6 +94,8 @@ impl StreamReader {
             lines: LineReader::new(offset, max_line),
             decoder,
             max_line,
+            held: false,
+            unreported: 0,
             lines_read: 0,
             truncated: 0,
         }
@@ -124,28 +133,79 @@ impl StreamReader {
 
     /// Reads once and decodes every complete line. Returns the bytes read (0 at EOF).
     pub fn read_chunk(&mut self, r: &mut impl Read, out: &mut Vec<Record>) -> io::Result<usize> {
-        let n = self.lines.fill(r)?;
-        self.decode_complete(out, n == 0);
-        Ok(n)
+        self.read_chunk_upto(r, out, usize::MAX)
     }
 
-    fn decode_complete(&mut self, out: &mut Vec<Record>, at_eof: bool) {
+    /// Decodes complete lines into about `limit` records (at least
+    /// `DETECT_LINES`, so that the lines a format was detected on never wait),
+    /// reading once first unless lines read earlier still wait.
+    ///
+    /// Returns how many bytes this call took in: the bytes read, except those
+    /// of lines left waiting, which are counted by the calls that let them
+    /// through. So over a stream's life the sum is the bytes read, each counted
+    /// once, a call that moved anything returns more than 0, and 0 means the
+    /// end of the input for now.
+    pub fn read_chunk_upto(
+        &mut self,
+        r: &mut impl Read,
+        out: &mut Vec<Record>,
+        limit: usize,
+    ) -> io::Result<usize> {
+        let n = if self.held { 0 } else { self.lines.fill(r)? };
+        self.unreported += n;
+        let at_eof = !self.held && n == 0;
+        let full = self.decode_complete(out, at_eof, limit.max(DETECT_LINES));
+        self.held = full && self.lines.has_lines(1);
+        let waiting = if self.held {
+            let bytes = self.lines.read_offset() - self.lines.pending_offset();
+            usize::try_from(bytes).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        // A read that brought lines reports at least a byte, whatever waits.
+        let taken = match self.unreported.saturating_sub(waiting) {
+            0 if n > 0 => 1,
+            t => t,
+        };
+        self.unreported -= taken;
+        Ok(taken)
+    }
+
+    /// Decodes complete lines until `limit` records are out. Returns whether
+    /// it stopped at the limit.
+    fn decode_complete(&mut self, out: &mut Vec<Record>, at_eof: bool, limit: usize) -> bool {
         if self.decoder.is_none() {
             let enough = self.lines.has_lines(DETECT_LINES)
                 || (at_eof && self.lines.has_lines(1))
                 || self.lines.buffered() > self.max_line;
             if !enough {
-                return;
+                return false;
             }
             self.decide();
         }
         let Some(decoder) = self.decoder.as_mut() else {
-            return;
+            return false;
         };
-        while let Some(line) = self.lines.next_line() {
+        let stop_at = out.len().saturating_add(limit);
+        while out.len() < stop_at {
+            let Some(line) = self.lines.next_line() else {
+                return false;
+            };
             self.lines_read += 1;
             self.truncated += u64::from(line.truncated);
             decoder.push(line, out);
+        }
+        true
+    }
+
+    /// The input has nothing more for now (a pipe whose writer is quiet): an
+    /// `auto` stream decides its format from the complete lines it has, as at
+    /// the end of the input, instead of holding them until more arrive.
+    pub fn caught_up(&mut self, out: &mut Vec<Record>, limit: usize) {
+        if self.decoder.is_none() && !self.held && self.lines.has_lines(1) {
+            self.decide();
+            // Lines beyond the limit go out with the next read.
+            self.decode_complete(out, true, limit.max(1));
         }
     }
 
@@ -160,7 +220,8 @@ impl StreamReader {
         if self.decoder.is_none() {
             self.decide();
         }
-        self.decode_complete(out, true);
+        self.decode_complete(out, true, usize::MAX);
+        self.held = false;
         let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
@@ -195,9 +256,12 @@ impl BatchBuilder {
         self.origin = origin;
     }
 
-    /// Reads a chunk from `r` into the batch. Returns the bytes read.
+    /// Reads a chunk from `r` into the batch, never past a full batch's events.
+    /// Returns the bytes taken in (see [`StreamReader::read_chunk_upto`]); 0 only at
+    /// the end of the input.
     pub fn read(&mut self, stream: &mut StreamReader, r: &mut impl Read) -> io::Result<usize> {
-        let n = stream.read_chunk(r, &mut self.records)?;
+        let room = BATCH_EVENTS.saturating_sub(self.events.len());
+        let n = stream.read_chunk_upto(r, &mut self.records, room)?;
         self.bytes += n;
         self.take_records();
         Ok(n)
@@ -205,6 +269,13 @@ impl BatchBuilder {
 
     pub fn finish(&mut self, stream: &mut StreamReader) {
         stream.finish(&mut self.records);
+        self.take_records();
+    }
+
+    /// See [`StreamReader::caught_up`].
+    pub fn caught_up(&mut self, stream: &mut StreamReader) {
+        let room = BATCH_EVENTS.saturating_sub(self.events.len());
+        stream.caught_up(&mut self.records, room);
         self.take_records();
     }
 
@@ -227,5 +298,111 @@ impl BatchBuilder {
     pub fn take(&mut self) -> Vec<Event> {
         self.bytes = 0;
         std::mem::replace(&mut self.events, Vec::with_capacity(BATCH_EVENTS.min(64)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            source: Arc::from("t"),
+            path: None,
+            labels: Arc::default(),
+        }
+    }
+
+    /// Hands out its pieces one read at a time, as a pipe would.
+    struct Pieces(std::collections::VecDeque<Vec<u8>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(piece) = self.0.front_mut() else {
+                return Ok(0);
+            };
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.0.pop_front();
+            }
+            Ok(n)
+        }
+    }
+
+    /// Reads `input` in `pieces` as the file tailer does, checking every batch;
+    /// returns the lines in order.
+    fn read_in_batches(input: &[u8], pieces: &[usize]) -> Vec<String> {
+        let mut cuts = vec![0];
+        cuts.extend(pieces.iter().scan(0, |at, p| {
+            *at += p;
+            Some((*at).min(input.len()))
+        }));
+        cuts.push(input.len());
+        let mut src = Pieces(
+            cuts.windows(2)
+                .map(|w| input[w[0]..w[1]].to_vec())
+                .collect(),
+        );
+        let mut stream = StreamReader::new(Format::Text, 0, 1 << 20);
+        let mut batch = BatchBuilder::new(origin());
+        let (mut taken, mut lines) = (0, Vec::new());
+        loop {
+            let n = batch.read(&mut stream, &mut src).unwrap();
+            taken += n;
+            assert!(n > 0 || src.0.is_empty(), "0 (end of input) before the end");
+            if n == 0 || batch.is_full() {
+                let events = batch.take();
+                assert!(events.len() <= BATCH_EVENTS, "{} events", events.len());
+                if let Some(last) = events.last() {
+                    let end = last.offset + last.line.len() as u64 + 1;
+                    assert_eq!(stream.ack_offset(), end, "ack covers the batch only");
+                }
+                lines.extend(events.into_iter().map(|e| e.line));
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        batch.finish(&mut stream);
+        lines.extend(batch.take().into_iter().map(|e| e.line));
+        assert_eq!(taken, input.len(), "every byte is reported once");
+        lines
+    }
+
+    fn tiny_lines(n: u32) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| [b'a' + (i % 26) as u8, b'\n'])
+            .collect()
+    }
+
+    #[test]
+    fn a_read_of_tiny_lines_fills_batches_of_at_most_batch_events() {
+        let input = tiny_lines(40_000);
+        let lines = read_in_batches(&input, &[]);
+        assert_eq!(lines.len(), 40_000);
+        assert!(
+            lines
+                .iter()
+                .enumerate()
+                .all(|(i, l)| l.as_bytes()[0] == b'a' + (i % 26) as u8)
+        );
+    }
+
+    #[test]
+    fn tiny_lines_after_a_long_partial_line_are_all_reported() {
+        // The first read ends inside a long line (its bytes are reported
+        // then); the read that ends it brings thousands of tiny lines.
+        let mut input = vec![b'x'; 5000];
+        input.push(b'\n');
+        input.extend(tiny_lines(3000));
+        input.extend_from_slice(b"unterminated");
+        let lines = read_in_batches(&input, &[4000, 1001 + 2 * 3000 - 3]);
+        assert_eq!(lines.len(), 3002);
+        assert_eq!(
+            (lines[0].len(), lines[3001].as_str()),
+            (5000, "unterminated")
+        );
     }
 }

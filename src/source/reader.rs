@@ -58,10 +58,12 @@ impl LineReader {
     /// The offset of the first byte not yet handed out in a complete line:
     /// where reading must resume for nothing to be lost.
     pub fn pending_offset(&self) -> u64 {
-        match &self.long {
-            Some(l) => l.offset,
-            None => self.offset,
-        }
+        self.skipping().map_or(self.offset, |l| l.offset)
+    }
+
+    /// The long line whose tail is being skipped, if its head is not handed out yet.
+    fn skipping(&self) -> Option<&LongLine> {
+        self.long.as_ref().filter(|_| !self.emitted_long)
     }
 
     /// The offset of the next byte to read from the stream.
@@ -71,7 +73,7 @@ impl LineReader {
 
     /// Bytes read but not yet handed out.
     pub fn buffered(&self) -> usize {
-        self.end - self.start + self.long.as_ref().map_or(0, |l| l.head.len())
+        self.end - self.start + self.skipping().map_or(0, |l| l.head.len())
     }
 
     /// Reads once from `r` into free buffer space. Returns the bytes read (0 at EOF).
@@ -110,7 +112,9 @@ impl LineReader {
 
     /// Drops the buffer when nothing is pending, so idle files cost no memory.
     pub fn release_memory(&mut self) {
-        if self.start == self.end && self.long.is_none() {
+        if self.start == self.end && self.skipping().is_none() {
+            self.long = None;
+            self.emitted_long = false;
             self.buf = Vec::new();
             self.start = 0;
             self.end = 0;
@@ -119,7 +123,7 @@ impl LineReader {
 
     /// Up to `n` complete lines in the buffer, without consuming them.
     pub fn peek_lines(&self, n: usize) -> impl Iterator<Item = &[u8]> {
-        let skip_long = self.long.is_some();
+        let skip_long = self.skipping().is_some();
         let mut rest = &self.buf[self.start..self.end];
         std::iter::from_fn(move || {
             let i = memchr::memchr(b'\n', rest)?;
@@ -149,9 +153,7 @@ impl LineReader {
                 let skip = newline.map_or(pending.len(), |i| i + 1);
                 self.start += skip;
                 self.offset += skip as u64;
-                if newline.is_none() {
-                    return None;
-                }
+                newline?;
                 self.emitted_long = true;
                 let long = self.long.as_ref()?;
                 return Some(RawLine {
@@ -165,17 +167,12 @@ impl LineReader {
                     let (s, off) = (self.start, self.offset);
                     self.start += i + 1;
                     self.offset += i as u64 + 1;
-                    let mut line = &self.buf[s..s + i];
-                    if let [rest @ .., b'\r'] = line {
-                        line = rest;
-                    }
-                    return Some(RawLine {
-                        bytes: line,
-                        offset: off,
-                        truncated: false,
-                    });
+                    return Some(self.cut(s, s + i, off));
                 }
-                None if pending.len() > self.max_line => {
+                // One byte more than the limit may still be the `\r` of a line that fits.
+                None if pending.len() > self.max_line + 1
+                    || (pending.len() == self.max_line + 1 && pending[self.max_line] != b'\r') =>
+                {
                     self.long = Some(LongLine {
                         head: pending[..self.max_line].to_vec(),
                         offset: self.offset,
@@ -210,11 +207,23 @@ impl LineReader {
         let (s, off) = (self.start, self.offset);
         self.offset += (self.end - s) as u64;
         self.start = self.end;
-        Some(RawLine {
-            bytes: &self.buf[s..self.end],
-            offset: off,
-            truncated: false,
-        })
+        Some(self.cut(s, self.end, off))
+    }
+
+    /// The line in `buf[from..to]` (its newline excluded): without a final `\r`,
+    /// and cut to the limit when it is longer (a line that fit in the buffer
+    /// whole is cut like one that streamed past).
+    fn cut(&self, from: usize, to: usize, offset: u64) -> RawLine<'_> {
+        let mut line = &self.buf[from..to];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        let truncated = line.len() > self.max_line;
+        RawLine {
+            bytes: &line[..line.len().min(self.max_line)],
+            offset,
+            truncated,
+        }
     }
 }
 
@@ -286,6 +295,54 @@ mod tests {
         let rest = r.take_rest().unwrap();
         assert!(rest.truncated && rest.bytes.len() == 1000);
         assert_eq!(r.pending_offset(), 10 << 20);
+    }
+
+    #[test]
+    fn line_longer_than_the_limit_is_cut_even_when_it_fits_the_buffer() {
+        let mut input = vec![b'x'; 250];
+        input.extend_from_slice(b"\r\nnext\n");
+        input.extend_from_slice(&[b'y'; 150]);
+        let out = lines(&input, 100);
+        assert_eq!(out.len(), 3);
+        assert_eq!((out[0].0.len(), out[0].1, out[0].2), (100, 0, true));
+        assert_eq!(out[1], ("next".into(), 252, false));
+        assert_eq!((out[2].0.len(), out[2].1, out[2].2), (100, 257, true));
+    }
+
+    #[test]
+    fn line_of_exactly_the_limit_is_whole() {
+        let mut input = vec![b'x'; 100];
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(&[b'y'; 100]);
+        let out = lines(&input, 100);
+        assert_eq!((out[0].0.len(), out[0].2), (100, false));
+        assert_eq!((out[1].0.len(), out[1].1, out[1].2), (100, 102, false));
+    }
+
+    #[test]
+    fn line_of_the_limit_with_its_cr_arriving_alone_is_whole() {
+        let mut r = LineReader::new(0, 4);
+        r.fill(&mut &b"abcd\r"[..]).unwrap();
+        assert!(r.next_line().is_none());
+        r.fill(&mut &b"\nz\n"[..]).unwrap();
+        let l = r.next_line().unwrap();
+        assert_eq!((l.bytes, l.truncated), (&b"abcd"[..], false));
+    }
+
+    #[test]
+    fn handing_out_a_long_line_moves_the_pending_offset_past_it() {
+        let mut r = LineReader::new(0, 10);
+        let mut input = vec![b'x'; 100_000];
+        input.extend_from_slice(b"\nab\ncd\n");
+        let mut src = &input[..];
+        r.fill(&mut src).unwrap();
+        assert!(r.next_line().is_none());
+        assert_eq!(r.pending_offset(), 0, "the long line is not out yet");
+        while r.fill(&mut src).unwrap() > 0 {}
+        assert!(r.next_line().unwrap().truncated);
+        assert_eq!(r.pending_offset(), 100_001);
+        assert_eq!(r.peek_lines(2).collect::<Vec<_>>(), [&b"ab"[..], b"cd"]);
+        assert_eq!(r.buffered(), 6);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The stdin source: reads until EOF, then flushes everything, including an
-//! unterminated last line and partial container records. It keeps no
-//! positions: a pipe cannot be re-read.
+//! unterminated last line and partial container records. Lines go out as
+//! they come, also while the writer is quiet (`auto` decides its format then,
+//! rather than wait for more lines). It keeps no positions: a pipe cannot be
+//! re-read.
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ pub fn run(ctx: SourceCtx) {
         };
         if n == 0 {
             batch.finish(&mut stream);
+        } else if stream.format().is_none() && !more_waiting() {
+            batch.caught_up(&mut stream);
         }
         let (lines, truncated) = stream.take_counts();
         ctx.metrics.lines_read.inc_by(lines);
@@ -49,4 +53,18 @@ pub fn run(ctx: SourceCtx) {
             return;
         }
     }
+}
+
+/// Whether stdin has more to read right now: `false` for a pipe whose writer
+/// is quiet, `true` for a file (always readable) and when unsure. (Reads go
+/// around `StdinLock`'s own buffer, being larger than it, so it is always empty.)
+fn more_waiting() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one valid pollfd that lives across the call, without waiting.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready != 0
 }
