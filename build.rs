@@ -1,5 +1,6 @@
 //! Embeds the git commit and the build date, which `logward version` and
-//! `logward_build_info` report. Both fall back to "unknown" outside a git checkout.
+//! `logward_build_info` report (both "unknown" outside a git checkout), and
+//! the bundled pattern library under `patterns/`, so the binary carries it.
 
 use std::process::Command;
 
@@ -25,9 +26,46 @@ fn main() {
     .map(|s| s.trim().to_string())
     .filter(|s| !s.is_empty())
     .unwrap_or_else(|| "unknown".into());
+    bundle_patterns();
     println!("cargo:rustc-env=LOGWARD_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=LOGWARD_BUILD_DATE={date}");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+}
+
+/// Writes `bundled_patterns.rs`: every `patterns/*.toml`, in file-name order.
+fn bundle_patterns() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut out = String::from(
+        "/// The bundled pattern library: (file name, contents).\npub const BUNDLED_FILES: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            f.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    std::fs::write(
+        std::path::Path::new(&out_dir).join("bundled_patterns.rs"),
+        out,
+    )
+    .expect("write bundled_patterns.rs");
 }

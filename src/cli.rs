@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::pattern::{BUNDLED, PatternSet};
+use crate::reload::SharedPatterns;
 use crate::source::decode::Format;
 
 #[derive(Debug, Parser)]
@@ -38,22 +42,49 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Validate the config; print every problem as file:line:col.
+    /// Validate the config and every pattern file it loads; print every problem as file:line:col.
     Check {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Run the examples of pattern files; one line per failing example, then `N passed, N failed`.
+    Test {
+        /// Pattern files or directories [default: the config's pattern paths, else the bundled library]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Read files once from the start and print one event per record as NDJSON.
     Replay {
-        /// Config whose sources give a replayed file its format and labels (by glob).
+        /// Config whose sources give a replayed file its format and labels (by glob), and its patterns.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        patterns: PatternsArg,
         /// Decode every file in this format instead of detecting it.
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
         /// Files to read; `-` is stdin.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Show what each stage does to one record (LINE, or stdin).
+    Explain {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        patterns: PatternsArg,
+        /// Decode the record in this format instead of detecting it.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// The source name the record comes from (for patterns with `sources`).
+        #[arg(long, default_value = "explain")]
+        source: String,
+        /// The record; read from stdin when absent.
+        line: Option<String>,
     },
     /// Print version, git commit and build date.
     Version,
@@ -71,6 +102,24 @@ impl ConfigArg {
         self.config
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct PatternsArg {
+    /// Pattern file or directory (repeatable); replaces the config's pattern paths.
+    /// `@bundled` is the library shipped in the binary, the default without a config.
+    #[arg(short = 'p', long = "patterns", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+impl PatternsArg {
+    /// `-p` paths, else the config's, else the bundled library.
+    fn resolve(&self, config: Option<&Config>) -> Vec<PathBuf> {
+        if !self.paths.is_empty() {
+            return self.paths.clone();
+        }
+        config.map_or_else(|| vec![PathBuf::from(BUNDLED)], |c| c.patterns.clone())
     }
 }
 
@@ -112,11 +161,35 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config.path()),
         Command::Check { config } => return check(&config.path()),
+        Command::Test {
+            paths,
+            config,
+            junit,
+        } => return test(paths, &config, junit.as_deref()),
         Command::Replay {
             config,
+            patterns,
             format,
             files,
-        } => replay(config.as_deref(), format.map(Format::from), &files),
+        } => replay(
+            config.as_deref(),
+            &patterns,
+            format.map(Format::from),
+            &files,
+        ),
+        Command::Explain {
+            config,
+            patterns,
+            format,
+            source,
+            line,
+        } => explain(
+            config.as_deref(),
+            &patterns,
+            format.map(Format::from),
+            &source,
+            line,
+        ),
         Command::Version => {
             println!("logward {}", version_line());
             Ok(())
@@ -155,8 +228,23 @@ fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     })
 }
 
+fn load_patterns(paths: &[PathBuf]) -> anyhow::Result<PatternSet> {
+    PatternSet::load(paths).map_err(|d| {
+        anyhow::anyhow!(
+            "invalid pattern files ({} problem{}):\n{d}",
+            d.0.len(),
+            if d.0.len() == 1 { "" } else { "s" }
+        )
+    })
+}
+
+fn shared(set: PatternSet) -> SharedPatterns {
+    Arc::new(arc_swap::ArcSwap::from_pointee(set))
+}
+
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = load(path)?;
+    let patterns = shared(load_patterns(&config.patterns)?);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), "starting");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -166,7 +254,7 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let shutdown = shutdown_signal()?;
-        crate::pipeline::run(config, shutdown).await?;
+        crate::pipeline::run(config, patterns, shutdown).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
@@ -186,13 +274,16 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(c) => {
+    let checked = Config::load(path).and_then(|c| PatternSet::load(&c.patterns).map(|p| (c, p)));
+    match checked {
+        Ok((c, p)) => {
             println!(
-                "{}: valid ({} source{})",
+                "{}: valid ({} source{}, {} pattern{})",
                 path.display(),
                 c.sources.len(),
-                if c.sources.len() == 1 { "" } else { "s" }
+                if c.sources.len() == 1 { "" } else { "s" },
+                p.len(),
+                if p.len() == 1 { "" } else { "s" }
             );
             ExitCode::SUCCESS
         }
@@ -210,15 +301,86 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+fn test(paths: Vec<PathBuf>, config: &ConfigArg, junit: Option<&std::path::Path>) -> ExitCode {
+    let paths = if !paths.is_empty() {
+        paths
+    } else {
+        let path = config.path();
+        match path.exists().then(|| Config::load(&path)) {
+            Some(Ok(c)) => c.patterns,
+            Some(Err(d)) => {
+                println!("{d}");
+                return ExitCode::FAILURE;
+            }
+            None => vec![PathBuf::from(BUNDLED)],
+        }
+    };
+    let set = match PatternSet::load(&paths) {
+        Ok(set) => set,
+        Err(d) => {
+            for problem in &d.0 {
+                println!("{problem}");
+            }
+            println!(
+                "0 passed, 0 failed ({} problem{} in the pattern files)",
+                d.0.len(),
+                if d.0.len() == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    match crate::inspect::test(&set, &mut stdout.lock(), junit) {
+        Ok((_, 0)) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn explain(
+    config: Option<&std::path::Path>,
+    patterns: &PatternsArg,
+    format: Option<Format>,
+    source: &str,
+    line: Option<String>,
+) -> anyhow::Result<()> {
+    let config = config.map(load).transpose()?;
+    let set = load_patterns(&patterns.resolve(config.as_ref()))?;
+    let text = match line {
+        Some(l) => l,
+        None => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("cannot read the record from stdin")?;
+            s
+        }
+    };
+    let format = format
+        .or_else(|| {
+            config
+                .as_ref()
+                .and_then(|c| c.sources.iter().find(|s| &*s.name == source))
+                .map(|s| s.format)
+        })
+        .unwrap_or(Format::Auto);
+    crate::inspect::explain(&set, source, format, &text, &mut std::io::stdout().lock())
+        .context("cannot write to stdout")
+}
+
 fn replay(
     config: Option<&std::path::Path>,
+    patterns: &PatternsArg,
     format: Option<Format>,
     files: &[PathBuf],
 ) -> anyhow::Result<()> {
     let config = config.map(load).transpose()?;
+    let set = shared(load_patterns(&patterns.resolve(config.as_ref()))?);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    match crate::replay::replay(config.as_ref(), format, files, &mut out) {
+    match crate::replay::replay(config.as_ref(), format, files, &set, &mut out) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(())

@@ -29,6 +29,10 @@ impl Timestamp {
         t.timestamp_nanos_opt().map(Timestamp)
     }
 
+    pub fn from_nanos(nanos: i64) -> Timestamp {
+        Timestamp(nanos)
+    }
+
     pub fn as_nanos(self) -> i64 {
         self.0
     }

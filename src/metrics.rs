@@ -37,6 +37,12 @@ pub struct Metrics {
     events: Family<SourceLabel, Counter>,
     output_events: Family<OutputLabel, Counter>,
     output_errors: Family<OutputLabel, Counter>,
+    config_reloads: Family<ResultLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
 }
 
 /// The handles one source updates.
@@ -83,6 +89,7 @@ impl Metrics {
             events: Family::default(),
             output_events: Family::default(),
             output_errors: Family::default(),
+            config_reloads: Family::default(),
             registry,
         };
         let r = &mut m.registry;
@@ -133,7 +140,23 @@ impl Metrics {
             "Failed output writes (retried)",
             m.output_errors.clone(),
         );
+        r.register(
+            "config_reloads",
+            "Pattern reloads (SIGHUP or file change), by result; a failure keeps the running set",
+            m.config_reloads.clone(),
+        );
+        for result in ["success", "failure"] {
+            let _ = m.config_reloads.get_or_create(&ResultLabel { result });
+        }
         Arc::new(m)
+    }
+
+    /// Counts a reload attempt.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     pub fn source(&self, name: &str) -> SourceMetrics {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, SourceKind};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, OutputMetrics};
+use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
 use crate::source::file::{Tailer, Wake};
 use crate::source::{Batch, SourceCtx, stdin};
@@ -48,7 +49,11 @@ pub enum RunError {
 }
 
 /// Runs the agent until `shutdown` resolves or every source has ended (stdin at EOF).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    patterns: SharedPatterns,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let metrics = Metrics::new();
     let health = Arc::new(Health {
         ready: AtomicBool::new(false),
@@ -60,6 +65,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .as_ref()
         .map(|o| FileOutput::open(&o.path))
         .transpose()?;
+    let output_sync = output.as_ref().map(FileOutput::sync_handle).transpose()?;
     let (stop_http, http_stopped) = watch::channel(false);
     let http_task = match &config.http {
         Some(h) => {
@@ -89,8 +95,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let mark_ready = {
         let health = health.clone();
         let pending = pending_ready.clone();
+        let positions = positions.clone();
         move || {
             if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // Record at once that the sources have started, so a crash in the
+                // first checkpoint interval does not apply `start_at` a second time.
+                if let Err(e) = positions.persist() {
+                    tracing::error!(error = %e, "cannot write positions");
+                }
                 health.ready.store(true, Ordering::Release);
                 tracing::info!("ready: every source is open");
             }
@@ -110,6 +122,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             positions: positions.clone(),
             metrics: metrics.source(&source.name),
             stop: stop.clone(),
+            patterns: patterns.clone(),
         };
         let done = done_tx.clone();
         let ready = mark_ready.clone();
@@ -145,6 +158,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let checkpointer = tokio::spawn(checkpoint_loop(
         positions.clone(),
         config.checkpoint_interval,
+        output_sync,
+    ));
+    let reloader = tokio::spawn(crate::reload::run(
+        config.clone(),
+        patterns,
+        metrics.clone(),
+        http_stopped.clone(),
     ));
 
     let mut running = config.sources.len();
@@ -184,6 +204,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Some(t) = http_task {
         let _ = t.await;
     }
+    let _ = reloader.await;
     match drained {
         Ok(_) => Ok(()),
         Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
@@ -232,13 +253,23 @@ fn write_with_retry(out: &mut FileOutput, batch: &Batch, metrics: &OutputMetrics
     }
 }
 
-async fn checkpoint_loop(positions: Positions, every: Duration) {
+/// Saves positions every interval, syncing the output first so that a saved
+/// position never runs ahead of what is on disk (power loss, not just `kill -9`).
+async fn checkpoint_loop(
+    positions: Positions,
+    every: Duration,
+    output: Option<Arc<std::fs::File>>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let p = positions.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || p.persist()).await {
+        let out = output.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            p.persist_after(|| out.as_ref().map_or(Ok(()), |f| f.sync_data()))
+        });
+        if let Ok(Err(e)) = saved.await {
             tracing::error!(error = %e, "cannot write positions; will retry");
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, defaults};
 use crate::event::Origin;
+use crate::reload::SharedPatterns;
 use crate::source::decode::Format;
 use crate::source::{BatchBuilder, StreamReader};
 
@@ -26,6 +27,7 @@ pub fn replay(
     config: Option<&Config>,
     format: Option<Format>,
     files: &[PathBuf],
+    patterns: &SharedPatterns,
     out: &mut impl Write,
 ) -> Result<(), ReplayError> {
     let mut buf = Vec::with_capacity(1 << 20);
@@ -47,7 +49,7 @@ pub fn replay(
             })?)
         };
         let mut stream = StreamReader::new(format, 0, max_line);
-        let mut batch = BatchBuilder::new(origin);
+        let mut batch = BatchBuilder::new(origin, Some(patterns.clone()));
         loop {
             let n = batch
                 .read(&mut stream, &mut input)

@@ -89,7 +89,8 @@ impl FileCtx<'_> {
 
     /// Turns a TOML parse or shape error into a diagnostic; an unknown key gets
     /// the nearest valid key as its fix.
-    pub fn toml_error(&self, err: &toml::de::Error) -> Diagnostic {
+    /// `doc` names the page that describes the file's shape.
+    pub fn toml_error(&self, err: &toml::de::Error, doc: &str) -> Diagnostic {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim().to_string();
         if let Some((unknown, expected)) = parse_unknown_field(&message) {
@@ -102,11 +103,7 @@ impl FileCtx<'_> {
             };
             return self.diag(span, format!("unknown key `{unknown}`"), fix);
         }
-        self.diag(
-            span,
-            message,
-            "see docs/configuration.md for the expected shape",
-        )
+        self.diag(span, message, format!("see {doc} for the expected shape"))
     }
 
     /// Expands `${VAR}` from the environment; `$${` is a literal `${`.
@@ -242,7 +239,9 @@ pub fn nearest<'a>(word: &str, candidates: &'a [String]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .filter(|(d, c)| {
+            *d <= 2.max(c.len() / 3) || word.starts_with(c.as_str()) || c.starts_with(word)
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.as_str())
 }

@@ -190,8 +190,8 @@ impl Config {
     /// Parses and validates config text that was read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         let ctx = FileCtx { path, text };
-        let raw: ConfigToml =
-            toml::from_str(text).map_err(|e| Diagnostics(vec![ctx.toml_error(&e)]))?;
+        let raw: ConfigToml = toml::from_str(text)
+            .map_err(|e| Diagnostics(vec![ctx.toml_error(&e, "docs/configuration.md")]))?;
         let mut v = Validator {
             ctx: &ctx,
             errors: Vec::new(),
@@ -203,6 +203,43 @@ impl Config {
             v.errors.sort_by_key(|d| (d.line, d.col));
             Err(Diagnostics(v.errors))
         }
+    }
+
+    /// What differs from `new` that only a restart applies (everything but patterns).
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let sources = |c: &Config| {
+            c.sources
+                .iter()
+                .map(|s| {
+                    format!("{:?}/{:?}/{}", s.name, s.format, s.max_line_bytes)
+                        + &match &s.kind {
+                            SourceKind::File(f) => {
+                                format!("{:?}/{:?}/{}", f.paths, f.start_at, f.max_open_files)
+                            }
+                            SourceKind::Stdin => "stdin".into(),
+                        }
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut changed = Vec::new();
+        if self.state_dir != new.state_dir {
+            changed.push("state_dir");
+        }
+        if (self.checkpoint_interval, self.shutdown_timeout)
+            != (new.checkpoint_interval, new.shutdown_timeout)
+        {
+            changed.push("checkpoint_interval/shutdown_timeout");
+        }
+        if self.http.as_ref().map(|h| h.listen) != new.http.as_ref().map(|h| h.listen) {
+            changed.push("http");
+        }
+        if sources(self) != sources(new) {
+            changed.push("source");
+        }
+        if self.output_file.as_ref().map(|o| &o.path) != new.output_file.as_ref().map(|o| &o.path) {
+            changed.push("output");
+        }
+        changed
     }
 
     /// The source whose globs match `path`, for `replay -c`.
@@ -259,13 +296,15 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|s| self.string(s))
             .map_or_else(|| PathBuf::from(defaults::STATE_DIR), PathBuf::from);
-        let patterns = raw
-            .patterns
-            .iter()
-            .flatten()
-            .filter_map(|p| self.string(p))
-            .map(PathBuf::from)
-            .collect();
+        // No `patterns` key: the bundled library, so a bare config understands common logs.
+        let patterns = match &raw.patterns {
+            None => vec![PathBuf::from(crate::pattern::BUNDLED)],
+            Some(list) => list
+                .iter()
+                .filter_map(|p| self.string(p))
+                .map(PathBuf::from)
+                .collect(),
+        };
         let checkpoint_interval = self.unit(
             "checkpoint_interval",
             raw.checkpoint_interval.as_ref(),

@@ -66,7 +66,18 @@ impl FileOutput {
         Ok(())
     }
 
-    /// Makes what was written durable on disk (called before positions are saved).
+    /// A second handle on the file, for syncing it from the checkpointer.
+    pub fn sync_handle(&self) -> Result<std::sync::Arc<File>, FileOutputError> {
+        self.file
+            .try_clone()
+            .map(std::sync::Arc::new)
+            .map_err(|source| FileOutputError {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Makes what was written durable on disk (at shutdown, before positions are saved).
     pub fn sync(&self) -> Result<(), FileOutputError> {
         self.file.sync_data().map_err(|source| FileOutputError {
             path: self.path.clone(),

@@ -367,7 +367,7 @@ impl Tailer {
             return Ok(0);
         };
         let unlimited = matches!(t.life, Life::Gone { .. });
-        let mut batch = BatchBuilder::new(t.origin.clone());
+        let mut batch = BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
         let mut start = t.stream.ack_offset();
         let mut total = 0;
         loop {
@@ -481,7 +481,7 @@ impl Tailer {
                 continue;
             };
             // Nothing more will be written: the unterminated last line goes out too.
-            let mut batch = BatchBuilder::new(t.origin.clone());
+            let mut batch = BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
             let start = t.stream.ack_offset();
             batch.finish(&mut t.stream);
             let _ = send(&self.ctx, (key, t.generation), &t.stream, &mut batch, start);

@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 
 use crate::event::{Event, Origin, Record, Timestamp};
 use crate::metrics::SourceMetrics;
+use crate::pattern::Scratch;
+use crate::reload::SharedPatterns;
 use crate::state::{Checkpoint, Positions};
 use decode::{Decoder, Format};
 use reader::LineReader;
@@ -52,6 +54,7 @@ pub struct SourceCtx {
     pub positions: Positions,
     pub metrics: SourceMetrics,
     pub stop: Arc<AtomicBool>,
+    pub patterns: SharedPatterns,
 }
 
 impl SourceCtx {
@@ -240,15 +243,20 @@ pub struct BatchBuilder {
     events: Vec<Event>,
     records: Vec<Record>,
     bytes: usize,
+    /// Applied to every event as it is made; `None` leaves events as decoded.
+    patterns: Option<SharedPatterns>,
+    scratch: Scratch,
 }
 
 impl BatchBuilder {
-    pub fn new(origin: Origin) -> BatchBuilder {
+    pub fn new(origin: Origin, patterns: Option<SharedPatterns>) -> BatchBuilder {
         BatchBuilder {
             origin,
             events: Vec::new(),
             records: Vec::new(),
             bytes: 0,
+            patterns,
+            scratch: Scratch::default(),
         }
     }
 
@@ -284,9 +292,15 @@ impl BatchBuilder {
             return;
         }
         let now = Timestamp::now();
+        // One set for the whole read: a reload swaps sets between reads, never within.
+        let set = self.patterns.as_ref().map(|p| p.load());
         self.events.reserve(self.records.len());
         for r in self.records.drain(..) {
-            self.events.push(Event::from_record(r, &self.origin, now));
+            let mut ev = Event::from_record(r, &self.origin, now);
+            if let Some(set) = &set {
+                set.apply(&mut ev, &mut self.scratch);
+            }
+            self.events.push(ev);
         }
     }
 
@@ -346,7 +360,7 @@ mod tests {
                 .collect(),
         );
         let mut stream = StreamReader::new(Format::Text, 0, 1 << 20);
-        let mut batch = BatchBuilder::new(origin());
+        let mut batch = BatchBuilder::new(origin(), None);
         let (mut taken, mut lines) = (0, Vec::new());
         loop {
             let n = batch.read(&mut stream, &mut src).unwrap();

@@ -17,7 +17,7 @@ pub fn run(ctx: SourceCtx) {
         labels: ctx.labels.clone(),
     };
     let mut stream = StreamReader::new(ctx.format, 0, ctx.max_line_bytes);
-    let mut batch = BatchBuilder::new(origin);
+    let mut batch = BatchBuilder::new(origin, Some(ctx.patterns.clone()));
     let mut stdin = std::io::stdin().lock();
     loop {
         if ctx.stopping() {

@@ -1,0 +1,198 @@
+//! `logward test` and `logward explain`: reports on a pattern set for the
+//! people who write patterns. Formatting only; matching lives in `pattern`.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml};
+
+use crate::event::{Event, Origin};
+use crate::pattern::{PatternSet, Verdict};
+use crate::source::decode::Format;
+use crate::source::{BatchBuilder, StreamReader};
+
+/// Runs every example; prints one line per failing example and the totals.
+/// Returns (passed, failed).
+pub fn test(
+    set: &PatternSet,
+    out: &mut impl Write,
+    junit: Option<&Path>,
+) -> io::Result<(usize, usize)> {
+    let outcomes = set.run_examples();
+    let mut failed = 0;
+    for o in &outcomes {
+        if o.problems.is_empty() {
+            continue;
+        }
+        failed += 1;
+        writeln!(
+            out,
+            "{}:{}: pattern `{}`: example {:?}: {}",
+            o.pattern.file.display(),
+            o.file_line,
+            o.pattern.id,
+            o.line,
+            o.problems.join("; ")
+        )?;
+    }
+    let passed = outcomes.len() - failed;
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    if let Some(path) = junit {
+        let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+        write_junit(&mut w, &outcomes, failed).map_err(io::Error::other)?;
+        std::fs::write(path, w.into_inner())?;
+    }
+    Ok((passed, failed))
+}
+
+fn write_junit(
+    w: &mut Writer<Vec<u8>>,
+    outcomes: &[crate::pattern::ExampleOutcome<'_>],
+    failed: usize,
+) -> quick_xml::Result<()> {
+    w.write_event(Xml::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    let total = outcomes.len().to_string();
+    let failures = failed.to_string();
+    let suite = BytesStart::new("testsuite").with_attributes([
+        ("name", "logward patterns"),
+        ("tests", total.as_str()),
+        ("failures", failures.as_str()),
+    ]);
+    w.write_event(Xml::Start(suite))?;
+    for o in outcomes {
+        let classname = o.pattern.file.display().to_string();
+        let name = format!("{} (line {})", o.pattern.id, o.file_line);
+        let case = BytesStart::new("testcase")
+            .with_attributes([("classname", classname.as_str()), ("name", name.as_str())]);
+        if o.problems.is_empty() {
+            w.write_event(Xml::Empty(case))?;
+            continue;
+        }
+        w.write_event(Xml::Start(case))?;
+        let message = o.problems.join("; ");
+        w.write_event(Xml::Start(
+            BytesStart::new("failure").with_attributes([("message", message.as_str())]),
+        ))?;
+        w.write_event(Xml::Text(BytesText::new(&format!(
+            "{}:{}: {:?}\n{message}",
+            classname, o.file_line, o.line
+        ))))?;
+        w.write_event(Xml::End(BytesEnd::new("failure")))?;
+        w.write_event(Xml::End(BytesEnd::new("testcase")))?;
+    }
+    w.write_event(Xml::End(BytesEnd::new("testsuite")))?;
+    Ok(())
+}
+
+/// Shows what each stage does to one record.
+pub fn explain(
+    set: &PatternSet,
+    source: &str,
+    format: Format,
+    text: &str,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let origin = Origin {
+        source: Arc::from(source),
+        path: None,
+        labels: Arc::default(),
+    };
+    let mut stream = StreamReader::new(format, 0, crate::config::defaults::MAX_LINE_BYTES as usize);
+    let mut batch = BatchBuilder::new(origin, None);
+    let mut input = text.as_bytes();
+    while batch.read(&mut stream, &mut input)? > 0 {}
+    batch.finish(&mut stream);
+    let events = batch.take();
+    let decided = stream.format().unwrap_or(format);
+    writeln!(
+        out,
+        "decode     format {} ({}), {} record{}",
+        decided.as_str(),
+        if format == Format::Auto {
+            "auto-detected"
+        } else {
+            "as asked"
+        },
+        events.len(),
+        if events.len() == 1 { "" } else { "s" }
+    )?;
+    for (i, ev) in events.into_iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        explain_event(set, ev, out)?;
+    }
+    Ok(())
+}
+
+fn explain_event(set: &PatternSet, ev: Event, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "record     offset {}: {:?}", ev.offset, ev.line)?;
+    if !ev.fields.is_empty() {
+        writeln!(
+            out,
+            "           decoder fields {}",
+            serde_json::Value::Object(ev.fields.clone())
+        )?;
+    }
+    let x = set.explain(ev);
+    writeln!(
+        out,
+        "json       {}",
+        if x.json {
+            "yes: JSON patterns run on the object, then regex patterns on its message"
+        } else {
+            "no: regex patterns run on the line"
+        }
+    )?;
+    writeln!(
+        out,
+        "patterns   {} loaded, in evaluation order (priority, then load order):",
+        set.len()
+    )?;
+    for c in &x.candidates {
+        let verdict = match &c.verdict {
+            Verdict::Won => "MATCHED".to_string(),
+            Verdict::Outranked => "matches too, but a pattern earlier in the order won".to_string(),
+            Verdict::NotForSource => "not for this source (`sources`)".to_string(),
+            Verdict::NotJson => "json pattern, the record is not a JSON object".to_string(),
+            Verdict::MissingKey(k) => format!("json pattern, key `{k}` is missing"),
+            Verdict::NoMatch => "regex does not match".to_string(),
+        };
+        writeln!(
+            out,
+            "  {:<30} {:<28} priority {:>3}  {verdict}",
+            c.id.as_ref(),
+            c.location,
+            c.priority
+        )?;
+    }
+    let ev = &x.event;
+    match &ev.pattern {
+        Some(p) => writeln!(out, "match      `{p}`")?,
+        None => writeln!(
+            out,
+            "match      none: the event is unmatched (matched = false); it is still shipped when ship = \"all\""
+        )?,
+    }
+    writeln!(
+        out,
+        "extracted  level={} service={} ci_run_id={} message={:?}",
+        ev.level.map_or("null", crate::pattern::level_name),
+        ev.service.as_deref().unwrap_or("null"),
+        ev.ci_run_id.as_deref().unwrap_or("null"),
+        ev.message.as_deref().unwrap_or_default()
+    )?;
+    if !ev.fields.is_empty() {
+        writeln!(
+            out,
+            "fields     {}",
+            serde_json::Value::Object(ev.fields.clone())
+        )?;
+    }
+    writeln!(out, "ts         {}", ev.ts)?;
+    let mut json = Vec::new();
+    ev.write_ndjson(&mut json);
+    write!(out, "event      {}", String::from_utf8_lossy(&json))
+}
