@@ -106,6 +106,9 @@ impl PatternSet {
             }
             None => ev.matched = false,
         }
+        if ev.ci_run_id.is_none() {
+            ev.ci_run_id = super::runid::find(&ev.line).map(str::to_string);
+        }
         if ev.message.is_none() {
             ev.message = Some(ev.line.clone());
         }

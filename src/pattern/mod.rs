@@ -10,6 +10,7 @@
 mod extract;
 mod file;
 pub mod level;
+pub mod runid;
 
 pub use extract::{Candidate, ExampleOutcome, Explanation, Scratch, Verdict};
 pub use file::level_name;
