@@ -292,21 +292,15 @@ impl JsonRule {
         }
         None
     }
-
-    fn keys(&self) -> impl Iterator<Item = &String> {
-        self.level
-            .iter()
-            .chain(&self.service)
-            .chain(&self.ci_run_id)
-            .chain(&self.message)
-            .chain(&self.ts)
-    }
 }
 
 /// A key by name, or by a dotted path into nested objects.
 fn lookup<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     if let Some(v) = obj.get(key) {
         return Some(v);
+    }
+    if !key.as_bytes().contains(&b'.') {
+        return None;
     }
     let mut parts = key.split('.');
     let mut cur = obj.get(parts.next()?)?;
@@ -316,10 +310,9 @@ fn lookup<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn first<'a>(obj: &'a Map<String, Value>, aliases: &[String]) -> Option<&'a Value> {
-    aliases
-        .iter()
-        .find_map(|k| lookup(obj, k).filter(|v| !v.is_null()))
+/// The first alias present and not null, with the alias that found it.
+fn first<'a, 'k>(obj: &'a Map<String, Value>, aliases: &'k [String]) -> Option<(&'a Value, &'k str)> {
+    aliases.iter().find_map(|k| lookup(obj, k).filter(|v| !v.is_null()).map(|v| (v, k.as_str())))
 }
 
 fn scalar_string(v: &Value) -> Option<String> {
@@ -339,46 +332,48 @@ fn parse_json_object(line: &str) -> Option<Map<String, Value>> {
     serde_json::from_str(t).ok()
 }
 
-fn fill_from_json(p: &Pattern, rule: &JsonRule, obj: &Map<String, Value>, ev: &mut Event) {
+fn fill_from_json<'a>(p: &Pattern, rule: &'a JsonRule, obj: &Map<String, Value>, ev: &mut Event) {
+    // The top-level keys the aliases resolved through; every other key lands in `fields`.
+    let mut used: [Option<&str>; 5] = [None; 5];
+    let mut take = |slot: usize, aliases: &'a [String]| {
+        let (v, key) = first(obj, aliases)?;
+        used[slot] = top_key(obj, key);
+        Some(v)
+    };
+    let raw_level = take(0, &rule.level);
+    let raw_service = take(1, &rule.service);
+    let raw_run = take(2, &rule.ci_run_id);
+    let raw_message = take(3, &rule.message);
+    let raw_ts = take(4, &rule.ts);
     ev.level = p.level.or_else(|| {
-        let raw = first(obj, &rule.level)?;
+        let raw = raw_level?;
         let l = level::from_json(raw);
         if l.is_none() {
             ev.fields.insert("level_raw".into(), raw.clone());
         }
         l
     });
-    ev.service = p
-        .service
-        .clone()
-        .or_else(|| first(obj, &rule.service).and_then(scalar_string));
-    ev.ci_run_id = first(obj, &rule.ci_run_id).and_then(scalar_string);
-    ev.message =
-        first(obj, &rule.message).map(|v| scalar_string(v).unwrap_or_else(|| v.to_string()));
-    if let Some(ts) = first(obj, &rule.ts).and_then(parse_ts_json) {
+    ev.service = p.service.clone().or_else(|| raw_service.and_then(scalar_string));
+    ev.ci_run_id = raw_run.and_then(scalar_string);
+    ev.message = raw_message.map(|v| scalar_string(v).unwrap_or_else(|| v.to_string()));
+    if let Some(ts) = raw_ts.and_then(parse_ts_json) {
         ev.ts = ts;
     }
-    let used: Vec<&str> = rule.keys().filter_map(|k| aliases_hit(obj, k)).collect();
     for (k, v) in obj {
-        if !used.contains(&k.as_str()) && !ev.fields.contains_key(k) {
+        if !used.contains(&Some(k.as_str())) && !ev.fields.contains_key(k) {
             ev.fields.insert(k.clone(), v.clone());
         }
     }
 }
 
-/// The top-level key an alias resolved through, if it did.
-fn aliases_hit<'a>(obj: &Map<String, Value>, key: &'a str) -> Option<&'a str> {
+/// The top-level key an alias resolved through, when the whole key was used:
+/// `a` for `a`, and `a` for `a.b` only when `a` holds nothing but `b`.
+fn top_key<'k>(obj: &Map<String, Value>, key: &'k str) -> Option<&'k str> {
     if obj.contains_key(key) {
         return Some(key);
     }
     let top = key.split('.').next()?;
-    (key.contains('.')
-        && lookup(obj, key).is_some()
-        && obj
-            .get(top)
-            .and_then(Value::as_object)
-            .is_some_and(|o| o.len() == 1))
-    .then_some(top)
+    obj.get(top).and_then(Value::as_object).is_some_and(|o| o.len() == 1).then_some(top)
 }
 
 fn fill_from_captures(
