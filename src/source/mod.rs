@@ -293,7 +293,8 @@ impl BatchBuilder {
         }
         let now = Timestamp::now();
         // One set for the whole read: a reload swaps sets between reads, never within.
-        let set = self.patterns.as_ref().map(|p| p.load());
+        // With no pattern loaded there is no extract stage: events stay as decoded.
+        let set = self.patterns.as_ref().map(|p| p.load()).filter(|s| !s.is_empty());
         self.events.reserve(self.records.len());
         for r in self.records.drain(..) {
             let mut ev = Event::from_record(r, &self.origin, now);
