@@ -379,7 +379,8 @@ fn replay(
     let config = config.map(load).transpose()?;
     let set = shared(load_patterns(&patterns.resolve(config.as_ref()))?);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // `replay` writes whole batches of lines: no buffer of its own is needed.
+    let mut out = stdout.lock();
     match crate::replay::replay(config.as_ref(), format, files, &set, &mut out) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

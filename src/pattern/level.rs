@@ -30,8 +30,8 @@ pub fn parse(text: &str) -> Option<Level> {
         b"i" | b"info" | b"inf" | b"information" | b"informational" | b"log" => Level::Info,
         b"n" | b"notice" | b"note" => Level::Notice,
         b"w" | b"warn" | b"warning" | b"wrn" | b"wrng" => Level::Warn,
-        b"e" | b"error" | b"err" | b"eror" | b"erro" | b"severe" | b"failure" => Level::Error,
-        b"f" | b"a" | b"c" | b"fatal" | b"ftl" | b"crit" | b"critical" | b"crt" | b"panic"
+        b"e" | b"error" | b"err" | b"eror" | b"erro" | b"severe" | b"failure" | b"fail" => Level::Error,
+        b"f" | b"a" | b"c" | b"fatal" | b"ftl" | b"pnc" | b"crit" | b"critical" | b"crt" | b"panic"
         | b"dpanic" | b"emerg" | b"emergency" | b"alert" => Level::Critical,
         _ => return None,
     })
@@ -88,6 +88,8 @@ mod tests {
             ("SEVERE", Some(Level::Error)),
             ("fatal", Some(Level::Critical)),
             ("panic", Some(Level::Critical)),
+            ("PNC", Some(Level::Critical)),
+            ("fail", Some(Level::Error)),
             ("DPANIC", Some(Level::Critical)),
             ("emerg", Some(Level::Critical)),
             ("alert", Some(Level::Critical)),
