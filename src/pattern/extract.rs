@@ -311,8 +311,15 @@ fn lookup<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 }
 
 /// The first alias present and not null, with the alias that found it.
-fn first<'a, 'k>(obj: &'a Map<String, Value>, aliases: &'k [String]) -> Option<(&'a Value, &'k str)> {
-    aliases.iter().find_map(|k| lookup(obj, k).filter(|v| !v.is_null()).map(|v| (v, k.as_str())))
+fn first<'a, 'k>(
+    obj: &'a Map<String, Value>,
+    aliases: &'k [String],
+) -> Option<(&'a Value, &'k str)> {
+    aliases.iter().find_map(|k| {
+        lookup(obj, k)
+            .filter(|v| !v.is_null())
+            .map(|v| (v, k.as_str()))
+    })
 }
 
 fn scalar_string(v: &Value) -> Option<String> {
@@ -353,7 +360,10 @@ fn fill_from_json<'a>(p: &Pattern, rule: &'a JsonRule, obj: &Map<String, Value>,
         }
         l
     });
-    ev.service = p.service.clone().or_else(|| raw_service.and_then(scalar_string));
+    ev.service = p
+        .service
+        .clone()
+        .or_else(|| raw_service.and_then(scalar_string));
     ev.ci_run_id = raw_run.and_then(scalar_string);
     ev.message = raw_message.map(|v| scalar_string(v).unwrap_or_else(|| v.to_string()));
     if let Some(ts) = raw_ts.and_then(parse_ts_json) {
@@ -373,7 +383,10 @@ fn top_key<'k>(obj: &Map<String, Value>, key: &'k str) -> Option<&'k str> {
         return Some(key);
     }
     let top = key.split('.').next()?;
-    obj.get(top).and_then(Value::as_object).is_some_and(|o| o.len() == 1).then_some(top)
+    obj.get(top)
+        .and_then(Value::as_object)
+        .is_some_and(|o| o.len() == 1)
+        .then_some(top)
 }
 
 fn fill_from_captures(

@@ -30,9 +30,11 @@ pub fn parse(text: &str) -> Option<Level> {
         b"i" | b"info" | b"inf" | b"information" | b"informational" | b"log" => Level::Info,
         b"n" | b"notice" | b"note" => Level::Notice,
         b"w" | b"warn" | b"warning" | b"wrn" | b"wrng" => Level::Warn,
-        b"e" | b"error" | b"err" | b"eror" | b"erro" | b"severe" | b"failure" | b"fail" => Level::Error,
-        b"f" | b"a" | b"c" | b"fatal" | b"ftl" | b"pnc" | b"crit" | b"critical" | b"crt" | b"panic"
-        | b"dpanic" | b"emerg" | b"emergency" | b"alert" => Level::Critical,
+        b"e" | b"error" | b"err" | b"eror" | b"erro" | b"severe" | b"failure" | b"fail" => {
+            Level::Error
+        }
+        b"f" | b"a" | b"c" | b"fatal" | b"ftl" | b"pnc" | b"crit" | b"critical" | b"crt"
+        | b"panic" | b"dpanic" | b"emerg" | b"emergency" | b"alert" => Level::Critical,
         _ => return None,
     })
 }

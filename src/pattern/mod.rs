@@ -195,7 +195,9 @@ impl PatternSet {
             return Err(Diagnostics(errors));
         }
         patterns.sort_by_key(|p| (std::cmp::Reverse(p.priority), p.index));
-        Self::build(patterns, sources.into_iter().map(|(p, _)| p).collect())
+        let set = Self::build(patterns, sources.into_iter().map(|(p, _)| p).collect());
+        release_freed_heap();
+        set
     }
 
     fn build(patterns: Vec<Pattern>, files: Vec<PathBuf>) -> Result<PatternSet, Diagnostics> {
@@ -212,8 +214,7 @@ impl PatternSet {
             }
         }
         let set = regex::RegexSetBuilder::new(texts)
-            .size_limit(256 << 20)
-            .dfa_size_limit(64 << 20)
+            .size_limit(32 << 20)
             .build()
             .map_err(|e| {
                 Diagnostics(vec![Diagnostic {
@@ -247,6 +248,17 @@ impl PatternSet {
 
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+}
+
+/// Compiling a large set allocates tens of MiB of temporaries that the C
+/// allocator keeps after they are freed; give those pages back so that the
+/// agent's resident memory reflects what it holds.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory at the top of the heap and in free chunks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

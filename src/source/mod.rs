@@ -294,7 +294,11 @@ impl BatchBuilder {
         let now = Timestamp::now();
         // One set for the whole read: a reload swaps sets between reads, never within.
         // With no pattern loaded there is no extract stage: events stay as decoded.
-        let set = self.patterns.as_ref().map(|p| p.load()).filter(|s| !s.is_empty());
+        let set = self
+            .patterns
+            .as_ref()
+            .map(|p| p.load())
+            .filter(|s| !s.is_empty());
         self.events.reserve(self.records.len());
         for r in self.records.drain(..) {
             let mut ev = Event::from_record(r, &self.origin, now);
