@@ -46,10 +46,18 @@ fn workload() -> Vec<String> {
 }
 
 fn extract_all(set: &PatternSet, lines: &[String], scratch: &mut Scratch) -> usize {
-    let origin = Origin { source: Arc::from("bench"), path: None, labels: Arc::default() };
+    let origin = Origin {
+        source: Arc::from("bench"),
+        path: None,
+        labels: Arc::default(),
+    };
     let mut matched = 0;
     for (i, line) in lines.iter().enumerate() {
-        let mut ev = Event::from_record(Record::text(i as u64, line.clone()), &origin, Timestamp::from_nanos(0));
+        let mut ev = Event::from_record(
+            Record::text(i as u64, line.clone()),
+            &origin,
+            Timestamp::from_nanos(0),
+        );
         matched += usize::from(set.apply(&mut ev, scratch).is_some());
         black_box(&ev);
     }
@@ -68,11 +76,15 @@ fn bench(c: &mut Criterion) {
         let set = PatternSet::load(&[path]).expect("valid synthetic patterns");
         let mut scratch = Scratch::default();
         assert!(extract_all(&set, &lines, &mut scratch) >= LINES * 2 / 3);
-        group.bench_with_input(BenchmarkId::new("patterns", n), &set, |b, set| b.iter(|| extract_all(set, &lines, &mut scratch)));
+        group.bench_with_input(BenchmarkId::new("patterns", n), &set, |b, set| {
+            b.iter(|| extract_all(set, &lines, &mut scratch))
+        });
     }
     let bundled = PatternSet::load(&[BUNDLED.into()]).expect("bundled library loads");
     let mut scratch = Scratch::default();
-    group.bench_function(BenchmarkId::new("bundled", bundled.len()), |b| b.iter(|| extract_all(&bundled, &lines, &mut scratch)));
+    group.bench_function(BenchmarkId::new("bundled", bundled.len()), |b| {
+        b.iter(|| extract_all(&bundled, &lines, &mut scratch))
+    });
     group.finish();
     eprintln!("workload: {LINES} lines, {bytes} bytes");
 }

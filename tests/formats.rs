@@ -26,17 +26,34 @@ fn every_sample_log_extracts_level_service_and_run_id() {
     for log in &corpora {
         let expected = expectations(&log.with_extension("expect.jsonl"));
         let events = replay(log);
-        assert_eq!(events.len(), expected.len(), "{}: one event per line", log.display());
+        assert_eq!(
+            events.len(),
+            expected.len(),
+            "{}: one event per line",
+            log.display()
+        );
         for (i, (ev, want)) in events.iter().zip(&expected).enumerate() {
             records += 1;
             for key in KEYS {
                 if ev[key] != want[key] {
-                    wrong.push(format!("{}:{}: {key}: expected {}, got {} (pattern {})", log.display(), i + 1, want[key], ev[key], ev["pattern"]));
+                    wrong.push(format!(
+                        "{}:{}: {key}: expected {}, got {} (pattern {})",
+                        log.display(),
+                        i + 1,
+                        want[key],
+                        ev[key],
+                        ev["pattern"]
+                    ));
                 }
             }
         }
     }
-    assert!(wrong.is_empty(), "{} of {records} records wrong:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {records} records wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 fn expectations(path: &Path) -> Vec<Value> {
@@ -48,7 +65,19 @@ fn expectations(path: &Path) -> Vec<Value> {
 }
 
 fn replay(log: &Path) -> Vec<Value> {
-    let (status, out, err) = common::logward(&["replay", "-p", "patterns", "--format", "text", &log.to_string_lossy()], b"");
+    let (status, out, err) = common::logward(
+        &[
+            "replay",
+            "-p",
+            "patterns",
+            "--format",
+            "text",
+            &log.to_string_lossy(),
+        ],
+        b"",
+    );
     assert!(status.success(), "{err}");
-    out.lines().map(|l| serde_json::from_str(l).expect("event is JSON")).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).expect("event is JSON"))
+        .collect()
 }
