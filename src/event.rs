@@ -107,6 +107,24 @@ impl Record {
     }
 }
 
+/// The keys of an event as written to NDJSON (SPEC §4), in order, before `labels`.
+pub const KEYS: [&str; 14] = [
+    "ts",
+    "source",
+    "path",
+    "offset",
+    "line",
+    "level",
+    "service",
+    "ci_run_id",
+    "pattern",
+    "matched",
+    "message",
+    "template",
+    "fingerprint",
+    "fields",
+];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub ts: Timestamp,
@@ -179,22 +197,7 @@ mod tests {
         let mut out = Vec::new();
         ev.write_ndjson(&mut out);
         let v: Value = serde_json::from_slice(&out).unwrap();
-        for key in [
-            "ts",
-            "source",
-            "path",
-            "offset",
-            "line",
-            "level",
-            "service",
-            "ci_run_id",
-            "pattern",
-            "matched",
-            "message",
-            "template",
-            "fingerprint",
-            "fields",
-        ] {
+        for key in KEYS {
             assert!(v.get(key).is_some(), "missing {key} in {v}");
         }
         assert_eq!(v["ts"], "2023-11-14T22:13:20.123Z");
