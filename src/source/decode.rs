@@ -3,8 +3,9 @@
 //!
 //! Owns container-log reassembly (CRI `P`/`F` partials, docker json-file 16 KiB
 //! splits) and every kind of bad input: invalid UTF-8 is kept lossily and
-//! flagged, broken JSON becomes a text record with `fields.json_error`, nothing
-//! is dropped. It must not extract meaning (levels, services): that is `pattern`'s.
+//! flagged, broken JSON becomes a text record with `fields.json_error`; only
+//! empty lines, which carry nothing, make no record. It must not extract
+//! meaning (levels, services): that is `pattern`'s.
 
 use std::str::FromStr;
 
