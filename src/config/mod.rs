@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::IntoDeserializer;
 use toml::Spanned;
 
 use crate::source::decode::Format;
@@ -108,7 +109,9 @@ pub mod defaults {
     pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
 }
 
-#[derive(Deserialize)]
+/// The top level, less `[[source]]`: each source is deserialized on its own,
+/// so that a mistake in one does not hide the others'.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigToml {
     state_dir: Option<Spanned<String>>,
@@ -116,8 +119,9 @@ struct ConfigToml {
     checkpoint_interval: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     http: Option<Spanned<HttpToml>>,
-    #[serde(default)]
-    source: Vec<Spanned<SourceToml>>,
+    /// Never present after `split_sources`; named so that serde lists it among the valid keys.
+    #[serde(default, rename = "source")]
+    _source: Option<toml::Value>,
     output: Option<OutputToml>,
     #[serde(default)]
     receiver: BTreeMap<String, Spanned<ReceiverToml>>,
@@ -190,13 +194,16 @@ impl Config {
     /// Parses and validates config text that was read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Diagnostics> {
         let ctx = FileCtx { path, text };
-        let raw: ConfigToml = toml::from_str(text)
-            .map_err(|e| Diagnostics(vec![ctx.toml_error(&e, "docs/configuration.md")]))?;
-        let mut v = Validator {
-            ctx: &ctx,
-            errors: Vec::new(),
-        };
-        let config = v.config(raw);
+        let doc = toml::de::DeTable::parse(text)
+            .map_err(|e| Diagnostics(vec![ctx.toml_error(&e, DOC)]))?;
+        let mut errors = Vec::new();
+        let (rest, sources) = split_sources(&ctx, doc, &mut errors);
+        let raw = ConfigToml::deserialize(rest.into_deserializer()).unwrap_or_else(|e| {
+            errors.push(ctx.toml_error(&e, DOC));
+            ConfigToml::default()
+        });
+        let mut v = Validator { ctx: &ctx, errors };
+        let config = v.config(raw, sources);
         if v.errors.is_empty() {
             Ok(config)
         } else {
@@ -251,6 +258,43 @@ impl Config {
     }
 }
 
+const DOC: &str = "docs/configuration.md";
+
+/// Takes the `[[source]]` tables out of the document and deserializes each on its own.
+fn split_sources<'i>(
+    ctx: &FileCtx<'_>,
+    doc: Spanned<toml::de::DeTable<'i>>,
+    errors: &mut Vec<Diagnostic>,
+) -> (Spanned<toml::de::DeValue<'i>>, Vec<Spanned<SourceToml>>) {
+    let span = doc.span();
+    let mut rest = toml::de::DeTable::new();
+    let mut sources = Vec::new();
+    for (key, value) in doc.into_inner() {
+        if key.get_ref().as_ref() != "source" {
+            rest.insert(key, value);
+            continue;
+        }
+        let at = value.span();
+        match value.into_inner() {
+            toml::de::DeValue::Array(items) => {
+                for item in items {
+                    let at = item.span();
+                    match SourceToml::deserialize(item.into_deserializer()) {
+                        Ok(s) => sources.push(Spanned::new(at, s)),
+                        Err(e) => errors.push(ctx.toml_error(&e, DOC)),
+                    }
+                }
+            }
+            _ => errors.push(ctx.diag(
+                at,
+                "`source` is not a list of tables",
+                "write each source as a [[source]] table",
+            )),
+        }
+    }
+    (Spanned::new(span, toml::de::DeValue::Table(rest)), sources)
+}
+
 /// Collects every problem instead of stopping at the first, so that `check`
 /// reports them all in one run.
 struct Validator<'a> {
@@ -290,7 +334,7 @@ impl Validator<'_> {
         }
     }
 
-    fn config(&mut self, raw: ConfigToml) -> Config {
+    fn config(&mut self, raw: ConfigToml, raw_sources: Vec<Spanned<SourceToml>>) -> Config {
         let state_dir = raw
             .state_dir
             .as_ref()
@@ -321,7 +365,7 @@ impl Validator<'_> {
         let mut names = HashSet::new();
         let mut stdin_seen = false;
         let mut sources = Vec::new();
-        for s in raw.source {
+        for s in raw_sources {
             let span = s.span();
             let s = s.into_inner();
             if !names.insert(s.name.get_ref().clone()) {
@@ -686,6 +730,30 @@ mod tests {
         assert!(
             d.problem.contains("pathz") && d.fix.contains("`paths`"),
             "{d}"
+        );
+    }
+
+    #[test]
+    fn a_shape_error_in_one_source_does_not_hide_the_others() {
+        let err = parse(
+            "stat_dir = \"/x\"\n[[source]]\nname = \"a\"\ntype = \"file\"\npathz = [\"/a\"]\n[[source]]\nname = \"b\"\ntype = \"file\"\npaths = [\"/b\"]\nformt = \"json\"\n",
+        )
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        assert_eq!(
+            found,
+            vec![
+                (1, "unknown key `stat_dir`"),
+                (5, "unknown key `pathz`"),
+                (10, "unknown key `formt`")
+            ],
+            "{err}"
+        );
+        assert!(
+            err.0[0].fix.contains("`state_dir`") && err.0[0].fix.contains("source"),
+            "{}",
+            err.0[0]
         );
     }
 
