@@ -45,11 +45,26 @@ fn every_bundled_pattern_has_a_winning_and_a_non_matching_example() {
         let doc: toml::Table = toml::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
         for p in doc["pattern"].as_array().unwrap() {
             patterns += 1;
-            let examples = p.get("example").and_then(|e| e.as_array()).cloned().unwrap_or_default();
+            let examples = p
+                .get("example")
+                .and_then(|e| e.as_array())
+                .cloned()
+                .unwrap_or_default();
             let id = p["id"].as_str().unwrap_or_default();
-            let negative = examples.iter().filter(|e| e.get("matches").and_then(|m| m.as_bool()) == Some(false)).count();
-            assert!(negative >= 1, "{}: `{id}` has no `matches = false` example", path.display());
-            assert!(examples.len() > negative, "{}: `{id}` has no winning example", path.display());
+            let negative = examples
+                .iter()
+                .filter(|e| e.get("matches").and_then(|m| m.as_bool()) == Some(false))
+                .count();
+            assert!(
+                negative >= 1,
+                "{}: `{id}` has no `matches = false` example",
+                path.display()
+            );
+            assert!(
+                examples.len() > negative,
+                "{}: `{id}` has no winning example",
+                path.display()
+            );
         }
     }
     assert!(patterns >= 40, "{patterns} bundled patterns");
