@@ -3,14 +3,14 @@
 //! nothing is held in memory beyond the limit.
 
 mod common;
-mod support;
 
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use common::Env;
+use common::{
+    Config, Env, free_addr, http_table, line_offsets, metric, tail_once, wait_ready, wait_until,
+};
 use serde_json::Value;
-use support::{free_addr, http_table, line_offsets, metric, tail_once};
 
 /// Peak resident memory of a process (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> u64 {
@@ -36,7 +36,11 @@ fn ten_megabyte_line_is_cut_not_buffered() {
     const BYTES_READ: &str = r#"logward_bytes_read_total{source="test"}"#;
     let env = Env::new();
     let addr = free_addr();
-    let config = env.config_with(r#"max_line_bytes = "64KiB""#, &http_table(addr));
+    let config = env.config_with(Config {
+        source_extra: r#"max_line_bytes = "64KiB""#,
+        top_extra: &http_table(addr),
+        ..Config::default()
+    });
     env.append("app.log", "before\n");
     let agent = env.start(&config);
     env.wait_for_events(1, &agent);
@@ -55,7 +59,7 @@ fn ten_megabyte_line_is_cut_not_buffered() {
     for _ in 0..LONG / CHUNK {
         log.write_all(&piece).expect("write piece");
         written += CHUNK;
-        support::wait_until(
+        wait_until(
             &format!("the agent to read {written} bytes"),
             &agent,
             || {
@@ -111,13 +115,13 @@ fn flood_of_tiny_lines_keeps_memory_bounded() {
     let env = Env::new();
     let config = env.config("");
     let agent = env.start(&config);
-    support::wait_ready(&agent);
+    wait_ready(&agent);
     let baseline = peak_rss(agent.pid());
     let flood: String = (0..LINES)
         .map(|i| format!("{}\n", (b'a' + (i % 26) as u8) as char))
         .collect();
     env.append("flood.log", &flood);
-    support::wait_for_output_lines(&env, &agent, LINES / 10);
+    env.wait_for_output_lines(LINES / 10, &agent);
     let peak = peak_rss(agent.pid());
     let (status, stderr) = agent.stop();
     assert!(status.success(), "exit {status}\n{stderr}");

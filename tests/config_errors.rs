@@ -3,32 +3,19 @@
 //! the version, and `replay`'s events.
 
 mod common;
-mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::Env;
+use common::{Env, Finished, free_addr, http_get, run_to_exit, wait_until};
+use logward::event::KEYS;
 use serde_json::Value;
-use support::{Finished, free_addr, http_get, run_to_exit, wait_until};
-
-/// Writes `text` as the config file `name` in the env's directory.
-fn write_config(env: &Env, name: &str, text: &str) -> PathBuf {
-    let path = env.path(name);
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-/// `logward ARGS` in the env's directory, with `vars` set and nothing on stdin.
-fn logward(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Finished {
-    run_to_exit(env.dir.path(), args, vars, b"")
-}
 
 /// `logward check -c CONFIG` and `logward run -c CONFIG` on an invalid config:
 /// both exit 1, and both print every one of `expected` (whole lines or their starts).
-fn assert_rejected(env: &Env, config: &Path, expected: &[String]) -> Vec<Finished> {
+fn assert_rejected(config: &Path, expected: &[String]) -> Vec<Finished> {
     let config = config.to_str().unwrap();
-    let check = logward(env, &["check", "-c", config], &[]);
-    let run = logward(env, &["run", "-c", config], &[]);
+    let check = run_to_exit(&["check", "-c", config], &[], b"");
+    let run = run_to_exit(&["run", "-c", config], &[], b"");
     for (cmd, out, text) in [("check", &check, &check.stdout), ("run", &run, &run.stderr)] {
         assert_eq!(
             out.status.code(),
@@ -51,8 +38,7 @@ fn assert_rejected(env: &Env, config: &Path, expected: &[String]) -> Vec<Finishe
 fn config_error_names_file_line_and_fix() {
     let env = Env::new();
     let state = env.path("state");
-    let typo = write_config(
-        &env,
+    let typo = env.write(
         "typo.toml",
         &format!(
             "state_dir = \"{}\"\n\n[[source]]\nname = \"app\"\ntype = \"file\"\npathz = [\"/var/log/*.log\"]\n",
@@ -60,7 +46,6 @@ fn config_error_names_file_line_and_fix() {
         ),
     );
     assert_rejected(
-        &env,
         &typo,
         &[format!(
             "{}:6:1: unknown key `pathz` — did you mean `paths`? valid keys here: ",
@@ -68,8 +53,7 @@ fn config_error_names_file_line_and_fix() {
         )],
     );
 
-    let several = write_config(
-        &env,
+    let several = env.write(
         "several.toml",
         &format!(
             "state_dir = \"{}\"\n\n[[source]]\nname = \"app\"\ntype = \"file\"\npaths = [\"/var/log/[.log\"]\nformat = \"yaml\"\npoll_interval = \"often\"\n",
@@ -78,7 +62,6 @@ fn config_error_names_file_line_and_fix() {
     );
     let f = several.display();
     let outputs = assert_rejected(
-        &env,
         &several,
         &[
             format!("{f}:6:10: invalid glob `/var/log/[.log`"),
@@ -109,13 +92,11 @@ fn missing_env_var_is_an_error() {
         "{VAR} must not be set for this test"
     );
     let env = Env::new();
-    let config = write_config(
-        &env,
+    let config = env.write(
         "env.toml",
         &format!("# state lives where the variable says\nstate_dir = \"${{{VAR}}}\"\n"),
     );
     assert_rejected(
-        &env,
         &config,
         &[format!(
             "{}:2:13: environment variable `{VAR}` is not set — export {VAR}=...",
@@ -124,10 +105,10 @@ fn missing_env_var_is_an_error() {
     );
 
     let state = env.path("state");
-    let set = logward(
-        &env,
+    let set = run_to_exit(
         &["check", "-c", config.to_str().unwrap()],
         &[(VAR, state.to_str().unwrap())],
+        b"",
     );
     assert!(set.status.success(), "{}", set.all_output());
     assert!(set.stdout.contains("valid"), "{}", set.stdout);
@@ -141,8 +122,7 @@ fn secret_file_is_read_and_never_printed() {
     std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write secret");
     let addr = free_addr();
     let http_config = |name: &str, http_keys: &str| {
-        write_config(
-            &env,
+        env.write(
             name,
             &format!(
                 "state_dir = \"{}\"\n[http]\nlisten = \"{addr}\"\n{http_keys}\n",
@@ -156,7 +136,7 @@ fn secret_file_is_read_and_never_printed() {
         "good.toml",
         &format!("token_file = \"{}\"", secret_file.display()),
     );
-    let check = logward(&env, &["check", "-c", good.to_str().unwrap()], &[]);
+    let check = run_to_exit(&["check", "-c", good.to_str().unwrap()], &[], b"");
     assert!(check.status.success(), "{}", check.all_output());
     outputs.push(check.all_output());
     let agent = env.start_with(&good, &[("LOGWARD_LOG", "trace")]);
@@ -207,7 +187,7 @@ fn secret_file_is_read_and_never_printed() {
         ),
     ] {
         let expected = format!("{}:{at}: {problem}", config.display());
-        for out in assert_rejected(&env, config, &[expected]) {
+        for out in assert_rejected(config, &[expected]) {
             outputs.push(out.all_output());
         }
     }
@@ -219,7 +199,6 @@ fn secret_file_is_read_and_never_printed() {
 
 #[test]
 fn usage_error_exits_2() {
-    let env = Env::new();
     for args in [
         &[][..],
         &["frobnicate"],
@@ -227,7 +206,7 @@ fn usage_error_exits_2() {
         &["check", "-c"],
         &["replay"],
     ] {
-        let out = logward(&env, args, &[]);
+        let out = run_to_exit(args, &[], b"");
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -246,8 +225,7 @@ fn usage_error_exits_2() {
 
 #[test]
 fn version_prints_commit_and_date() {
-    let env = Env::new();
-    let out = logward(&env, &["version"], &[]);
+    let out = run_to_exit(&["version"], &[], b"");
     assert!(out.status.success(), "{}", out.all_output());
     let line = out.stdout.trim();
     let rest = line
@@ -279,34 +257,18 @@ fn version_prints_commit_and_date() {
             }),
         "build date is not YYYY-MM-DD: {line}"
     );
-    let flag = logward(&env, &["--version"], &[]);
+    let flag = run_to_exit(&["--version"], &[], b"");
     assert_eq!(flag.stdout.trim(), line, "--version and `version` agree");
 }
 
 #[test]
 fn replay_prints_one_event_per_line() {
-    const KEYS: [&str; 14] = [
-        "ts",
-        "source",
-        "path",
-        "offset",
-        "line",
-        "level",
-        "service",
-        "ci_run_id",
-        "pattern",
-        "matched",
-        "message",
-        "template",
-        "fingerprint",
-        "fields",
-    ];
     let env = Env::new();
     let file = env.logs().join("build.log");
     std::fs::write(&file, "alpha step\nbeta step\ngamma step without newline").expect("write");
     let file_arg = file.to_str().unwrap();
-    let from_file = logward(&env, &["replay", file_arg], &[]);
-    let from_stdin = run_to_exit(env.dir.path(), &["replay", "-"], &[], b"one\ntwo\n");
+    let from_file = run_to_exit(&["replay", file_arg], &[], b"");
+    let from_stdin = run_to_exit(&["replay", "-"], &[], b"one\ntwo\n");
 
     for (out, path, lines) in [
         (
@@ -356,7 +318,7 @@ fn replay_prints_one_event_per_line() {
 fn replay_of_a_missing_file_names_it() {
     let env = Env::new();
     let missing = env.path("no-such.log");
-    let out = logward(&env, &["replay", missing.to_str().unwrap()], &[]);
+    let out = run_to_exit(&["replay", missing.to_str().unwrap()], &[], b"");
     assert_eq!(out.status.code(), Some(1), "{}", out.all_output());
     assert!(
         out.stderr.contains(&missing.display().to_string()),

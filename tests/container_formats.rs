@@ -3,10 +3,9 @@
 //! timestamp and the byte offset of their first part.
 
 mod common;
-mod support;
 
+use common::{line_offsets, tail_once, wait_ready};
 use serde_json::{Value, json};
-use support::{line_offsets, tail_once};
 
 /// A CRI log line: `<time> <stream> <P|F> <message>`.
 fn cri(ts: &str, stream: &str, tag: &str, msg: &str) -> String {
@@ -153,7 +152,7 @@ fn unfinished_cri_record_goes_out_when_its_file_is_rotated_away() {
     let path = env.logs().join("app.log");
     std::fs::write(&path, &content).expect("write log");
     let agent = env.start(&env.config(r#"format = "cri""#));
-    support::wait_ready(&agent);
+    wait_ready(&agent);
     std::fs::rename(&path, env.logs().join("app.log.1")).expect("rotate");
     let events = env.wait_for_events(1, &agent);
     let (status, stderr) = agent.stop();

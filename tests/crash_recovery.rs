@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Agent, Env, PATIENCE, numbered};
+use common::{Agent, Env, numbered, wait_until};
 
 /// Lines written at least; the writer goes on until every kill has happened.
 const TOTAL: usize = 24_000;
@@ -31,20 +31,6 @@ const PREFIX: &str = "line";
 // ---------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------
-
-/// Polls `cond` until it holds; panics naming `what`, with the agent's stderr, after `PATIENCE`.
-fn wait_until(agent: &Agent, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        if Instant::now() > deadline {
-            panic!(
-                "waited {PATIENCE:?} for {what}\n--- agent stderr ---\n{}",
-                agent.stderr()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Appends numbered lines to `logs/app.log` at a steady pace, rotating once
 /// by rename, until `TOTAL` lines are written and `KILLS` kills have happened.
@@ -165,11 +151,11 @@ fn wait_for_checkpoints(env: &Env, agent: &Agent, n: usize) {
     let path = env.path("state/positions.json");
     let mut last = fs::read(&path).ok();
     for _ in 0..n {
-        wait_until(agent, "the agent to save its positions", || {
+        wait_until("the agent to save its positions", agent, || {
             let now = fs::read(&path).ok();
             let changed = now.is_some() && now != last;
             last = now;
-            changed
+            changed.then_some(())
         });
     }
 }
@@ -189,18 +175,18 @@ fn kill_9_while_writing_delivers_every_line_at_least_once() {
 
     let mut agent = env.start(&config);
     for k in 1..=KILLS {
-        wait_until(&agent, "the writer to reach the next kill", || {
-            written.load(Ordering::SeqCst) >= k * TOTAL / (KILLS + 1)
+        wait_until("the writer to reach the next kill", &agent, || {
+            (written.load(Ordering::SeqCst) >= k * TOTAL / (KILLS + 1)).then_some(())
         });
         // The agent has caught up with the writer and saved that: what comes
         // out twice is what it delivered after its last checkpoint.
         let last_written = written.load(Ordering::SeqCst) - 1;
         wait_until(
-            &agent,
             &format!("line {last_written} to be delivered"),
+            &agent,
             || {
                 out.update();
-                out.has(last_written)
+                out.has(last_written).then_some(())
             },
         );
         wait_for_checkpoints(&env, &agent, 2);
@@ -211,11 +197,11 @@ fn kill_9_while_writing_delivers_every_line_at_least_once() {
     let total = writer.join().expect("writer thread");
 
     wait_until(
-        &agent,
         &format!("all {total} lines to be delivered"),
+        &agent,
         || {
             out.update();
-            out.has_all(total)
+            out.has_all(total).then_some(())
         },
     );
     let (status, stderr) = agent.stop();

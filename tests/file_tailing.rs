@@ -6,13 +6,15 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, Env, PATIENCE, numbered};
+use common::{
+    Agent, Config, Env, PATIENCE, free_addr, http_table, numbered, try_metric, wait_ready,
+    wait_until,
+};
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -26,37 +28,6 @@ fn lines(text: &str) -> Vec<String> {
 /// Numbered lines `prefix-000000` .. as expected output lines.
 fn expected(prefix: &str, from: usize, to: usize) -> Vec<String> {
     lines(&numbered(prefix, from, to))
-}
-
-/// The `line` of every event in the output. The agent may be in the middle of
-/// writing a batch: a last line without its `\n` is not complete yet and is skipped.
-fn delivered(env: &Env) -> Vec<String> {
-    let Ok(text) = fs::read_to_string(env.out()) else {
-        return Vec::new();
-    };
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    complete
-        .lines()
-        .map(|l| {
-            let event: serde_json::Value = serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("output line is not JSON ({e}): {l}"));
-            event["line"].as_str().unwrap_or_default().to_string()
-        })
-        .collect()
-}
-
-/// Polls `cond` until it holds; panics naming `what`, with the agent's stderr, after `PATIENCE`.
-fn wait_until(agent: &Agent, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        if Instant::now() > deadline {
-            panic!(
-                "waited {PATIENCE:?} for {what}\n--- agent stderr ---\n{}",
-                agent.stderr()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until every line of `want` has been delivered (at least once).
@@ -82,7 +53,7 @@ fn wait_for_lines(env: &Env, agent: &Agent, want: &[String]) {
 
 /// The lines of `want` that are not in the output yet.
 fn not_delivered<'a>(env: &Env, want: &'a [String]) -> Vec<&'a String> {
-    let got: HashSet<String> = delivered(env).into_iter().collect();
+    let got: HashSet<String> = env.lines().into_iter().collect();
     want.iter().filter(|l| !got.contains(*l)).collect()
 }
 
@@ -106,7 +77,7 @@ fn stop(agent: Agent) -> String {
 
 /// Asserts that the output holds exactly `want`: every line once, nothing else.
 fn assert_exactly_once(env: &Env, want: &[String], stderr: &str) {
-    let got = delivered(env);
+    let got = env.lines();
     let got_counts = counts(&got);
     let want_counts = counts(want);
     let missing: Vec<&&String> = want_counts
@@ -159,39 +130,6 @@ fn inode(path: &Path) -> u64 {
         .ino()
 }
 
-/// A config like `Env::config` (same state dir and output), for what its fixed
-/// source does not fit: other globs, a longer `rotate_wait`, more top-level keys.
-fn config_for(env: &Env, globs: &[PathBuf], rotate_wait: &str, top_extra: &str) -> PathBuf {
-    let paths: Vec<String> = globs
-        .iter()
-        .map(|g| format!("{:?}", g.display().to_string()))
-        .collect();
-    let text = format!(
-        r#"state_dir = "{state}"
-checkpoint_interval = "100ms"
-shutdown_timeout = "10s"
-{top_extra}
-
-[[source]]
-name = "test"
-type = "file"
-paths = [{paths}]
-poll_interval = "20ms"
-rescan_interval = "200ms"
-rotate_wait = "{rotate_wait}"
-
-[output.file]
-path = "{out}"
-"#,
-        state = env.path("state").display(),
-        paths = paths.join(", "),
-        out = env.out().display(),
-    );
-    let path = env.path("logward.toml");
-    fs::write(&path, text).expect("write config");
-    path
-}
-
 /// While alive, the agent's process is stopped (SIGSTOP), so that it sees only
 /// the end state of a sequence of file operations, never a step in between.
 struct Frozen<'a>(&'a Agent);
@@ -209,54 +147,6 @@ impl Drop for Frozen<'_> {
     }
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// The `[http]` table for a config's top level.
-fn http_table(port: u16) -> String {
-    format!("[http]\nlisten = \"127.0.0.1:{port}\"\n")
-}
-
-/// `GET path`: the body of a 200 answer, `None` while the endpoint is not up or says otherwise.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(PATIENCE)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
-}
-
-/// The value of the metric `name` (summed over its label sets), once `/metrics` answers.
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let body = http_get(port, "/metrics")?;
-    let values: Vec<f64> = body
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
-}
-
-fn wait_ready(agent: &Agent, port: u16) {
-    wait_until(agent, "/ready to answer 200", || {
-        http_get(port, "/ready").is_some()
-    });
-}
-
 // ---------------------------------------------------------------------------
 // Rotation and truncation while running
 // ---------------------------------------------------------------------------
@@ -266,7 +156,10 @@ fn rotation_by_rename_loses_no_line() {
     let env = Env::new();
     let app = env.logs().join("app.log");
     // Long enough that the old file is still followed whatever the machine's load.
-    let config = config_for(&env, &[env.logs().join("*.log")], "1m", "");
+    let config = env.config_with(Config {
+        rotate_wait: "1m",
+        ..Config::default()
+    });
     let mut old = writer(&app);
     write(&mut old, &numbered("app", 0, 1000));
     let agent = env.start(&config);
@@ -309,10 +202,13 @@ fn copytruncate_loses_no_line() {
 #[test]
 fn truncation_restarts_from_zero() {
     let env = Env::new();
-    let port = free_port();
+    let addr = free_addr();
     let app = env.logs().join("app.log");
     fs::write(&app, numbered("old", 0, 100)).expect("write log");
-    let agent = env.start(&env.config_with("", &http_table(port)));
+    let agent = env.start(&env.config_with(Config {
+        top_extra: &http_table(addr),
+        ..Config::default()
+    }));
     wait_for_lines(&env, &agent, &expected("old", 0, 100));
 
     let before = inode(&app);
@@ -320,8 +216,8 @@ fn truncation_restarts_from_zero() {
     assert_eq!(inode(&app), before, "truncated in place, not replaced");
 
     wait_for_lines(&env, &agent, &expected("new", 0, 10));
-    wait_until(&agent, "logward_file_truncations_total >= 1", || {
-        metric(port, "logward_file_truncations_total").is_some_and(|n| n >= 1.0)
+    wait_until("logward_file_truncations_total >= 1", &agent, || {
+        try_metric(addr, r#"logward_file_truncations_total{source="test"}"#).filter(|n| *n >= 1.0)
     });
     let mut want = expected("old", 0, 100);
     want.extend(expected("new", 0, 10));
@@ -373,16 +269,19 @@ fn unterminated_last_line_of_a_rotated_file_is_delivered() {
 #[test]
 fn file_renamed_away_and_back_is_not_read_twice() {
     let env = Env::new();
-    let port = free_port();
+    let addr = free_addr();
     let app = env.logs().join("app.log");
     let away = env.logs().join("app.log.away");
     fs::write(&app, numbered("app", 0, 50)).expect("write log");
-    let agent = env.start(&env.config_with("", &http_table(port)));
+    let agent = env.start(&env.config_with(Config {
+        top_extra: &http_table(addr),
+        ..Config::default()
+    }));
     wait_for_lines(&env, &agent, &expected("app", 0, 50));
 
     fs::rename(&app, &away).expect("rename away");
-    wait_until(&agent, "the agent to see the file renamed away", || {
-        metric(port, "logward_file_rotations_total").is_some_and(|n| n >= 1.0)
+    wait_until("the agent to see the file renamed away", &agent, || {
+        try_metric(addr, r#"logward_file_rotations_total{source="test"}"#).filter(|n| *n >= 1.0)
     });
     fs::rename(&away, &app).expect("rename back");
     env.append("app.log", &numbered("app", 50, 60));
@@ -402,7 +301,10 @@ fn file_renamed_away_and_back_is_not_read_twice() {
 /// creates each of `new_files` (relative to `logs/`) and expects their lines.
 fn assert_new_files_are_picked_up(glob: &str, new_files: &[&str]) {
     let env = Env::new();
-    let config = config_for(&env, &[env.logs().join(glob)], "300ms", "");
+    let config = env.config_with(Config {
+        globs: &[glob],
+        ..Config::default()
+    });
     env.append("first.log", "first\n");
     let agent = env.start(&config);
     // The agent is running and has scanned: whatever comes now is new.
@@ -445,17 +347,21 @@ fn thousand_files_with_open_file_cap() {
     // stdio, output, positions, inotify, the runtime, HTTP connections...
     const FD_SLACK: usize = 40;
     let env = Env::new();
-    let port = free_port();
+    let addr = free_addr();
     let name = |i: usize| format!("f{i:04}.log");
     for i in 0..FILES {
         env.append(&name(i), &numbered(&format!("f{i:04}"), 0, 1));
     }
-    let config = env.config_with(&format!("max_open_files = {CAP}"), &http_table(port));
+    let config = env.config_with(Config {
+        source_extra: &format!("max_open_files = {CAP}"),
+        top_extra: &http_table(addr),
+        ..Config::default()
+    });
     let agent = env.start(&config);
 
     let (mut max_gauge, mut gauge_samples, mut max_fds) = (0.0f64, 0, 0);
     let mut sample = |agent: &Agent| {
-        if let Some(open) = metric(port, "logward_open_files") {
+        if let Some(open) = try_metric(addr, r#"logward_open_files{source="test"}"#) {
             max_gauge = max_gauge.max(open);
             gauge_samples += 1;
         }
@@ -468,9 +374,9 @@ fn thousand_files_with_open_file_cap() {
         );
     };
     let mut wait_sampling = |what: &str, want: &[String]| {
-        wait_until(&agent, what, || {
+        wait_until(what, &agent, || {
             sample(&agent);
-            not_delivered(&env, want).is_empty()
+            not_delivered(&env, want).is_empty().then_some(())
         })
     };
     let firsts: Vec<String> = (0..FILES)
@@ -652,11 +558,10 @@ fn rotated_while_stopped_to_a_matched_name_resumes_where_it_left_off() {
 #[test]
 fn start_at_end_skips_existing_content_only_on_first_start() {
     let env = Env::new();
-    let port = free_port();
-    let config = env.config_with(r#"start_at = "end""#, &http_table(port));
+    let config = env.config(r#"start_at = "end""#);
     env.append("app.log", &numbered("app", 0, 10));
     let agent = env.start(&config);
-    wait_ready(&agent, port);
+    wait_ready(&agent);
 
     // Appended after the start, and a file created after the start: read in full.
     env.append("app.log", &numbered("app", 10, 20));

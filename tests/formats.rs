@@ -65,7 +65,7 @@ fn expectations(path: &Path) -> Vec<Value> {
 }
 
 fn replay(log: &Path) -> Vec<Value> {
-    let (status, out, err) = common::logward(
+    let run = common::run_to_exit(
         &[
             "replay",
             "-p",
@@ -74,10 +74,12 @@ fn replay(log: &Path) -> Vec<Value> {
             "text",
             &log.to_string_lossy(),
         ],
+        &[],
         b"",
     );
-    assert!(status.success(), "{err}");
-    out.lines()
+    assert!(run.status.success(), "{}", run.stderr);
+    run.stdout
+        .lines()
         .map(|l| serde_json::from_str(l).expect("event is JSON"))
         .collect()
 }

@@ -2,7 +2,6 @@
 //! swapped whole between batches, and never for an invalid set.
 
 mod common;
-mod support;
 
 use std::collections::HashSet;
 use std::fs;
@@ -11,8 +10,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Agent, Env, numbered};
-use support::{free_addr, http_get, http_table, sample, wait_ready, wait_until};
+use common::{
+    Agent, Config, Env, free_addr, http_get, http_table, numbered, sample, wait_ready, wait_until,
+};
 
 const SUCCESS: &str = "logward_config_reloads_total{result=\"success\"}";
 const FAILURE: &str = "logward_config_reloads_total{result=\"failure\"}";
@@ -30,7 +30,10 @@ fn start(env: &Env, first_id: &str) -> (Agent, SocketAddr, PathBuf) {
     fs::write(&file, pattern_file(first_id)).unwrap();
     let addr = free_addr();
     let top = format!("patterns = [\"{}\"]\n{}", dir.display(), http_table(addr));
-    let agent = env.start(&env.config_with("", &top));
+    let agent = env.start(&env.config_with(Config {
+        top_extra: &top,
+        ..Config::default()
+    }));
     wait_ready(&agent);
     (agent, addr, file)
 }

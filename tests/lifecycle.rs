@@ -3,13 +3,13 @@
 //! /metrics while it runs.
 
 mod common;
-mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use common::{Env, numbered};
-use support::{free_addr, http_get, http_table, metric, run_to_exit, wait_until};
+use common::{
+    Config, Env, free_addr, http_get, http_table, metric, numbered, run_to_exit, sample, wait_until,
+};
 
 /// A config whose only source is stdin, writing to the env's output file.
 fn stdin_config(env: &Env) -> PathBuf {
@@ -18,9 +18,7 @@ fn stdin_config(env: &Env) -> PathBuf {
         env.path("state").display(),
         env.out().display()
     );
-    let path = env.path("stdin.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
+    env.write("stdin.toml", &text)
 }
 
 /// The `line` of every event in the output, parsing nothing else: faster than
@@ -57,7 +55,6 @@ fn stdin_eof_flushes_everything() {
     let mut input = numbered("line", 0, 20_000);
     input.push_str("the last line has no newline");
     let run = run_to_exit(
-        env.dir.path(),
         &["run", "-c", config.to_str().unwrap()],
         &[],
         input.as_bytes(),
@@ -142,7 +139,7 @@ fn sigterm_drains_and_exits_zero() {
     env.append("big.log", &numbered("line", 0, TOTAL));
 
     let agent = env.start(&config);
-    support::wait_for_output_lines(&env, &agent, 1);
+    env.wait_for_output_lines(1, &agent);
     let (status, stderr) = agent.stop();
     assert!(status.success(), "SIGTERM exit: {status}\n{stderr}");
     let first = delivered_lines(&env);
@@ -159,7 +156,7 @@ fn sigterm_drains_and_exits_zero() {
     // The positions saved at shutdown are exactly what was delivered: the next
     // run starts right after it, so every line ends up there once.
     let agent = env.start(&config);
-    support::wait_for_output_lines(&env, &agent, TOTAL);
+    env.wait_for_output_lines(TOTAL, &agent);
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
     let all = delivered_lines(&env);
@@ -176,7 +173,10 @@ fn sigterm_drains_and_exits_zero() {
 fn health_ready_and_metrics_are_served() {
     let env = Env::new();
     let addr = free_addr();
-    let config = env.config_with("", &http_table(addr));
+    let config = env.config_with(Config {
+        top_extra: &http_table(addr),
+        ..Config::default()
+    });
     env.append("app.log", "one\ntwo\nthree\n");
     let agent = env.start(&config);
 
@@ -193,7 +193,7 @@ fn health_ready_and_metrics_are_served() {
     });
     let (status, body) = http_get(addr, "/metrics").expect("GET /metrics");
     assert_eq!(status, 200);
-    assert_eq!(support::sample(&body, lines_read), Some(3.0), "{body}");
+    assert_eq!(sample(&body, lines_read), Some(3.0), "{body}");
     assert!(
         body.lines()
             .any(|l| l.starts_with("logward_build_info{") && l.ends_with(" 1")),

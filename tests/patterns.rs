@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Env, logward};
+use common::{Env, Finished, run_to_exit};
 use serde_json::Value;
 
 const GOOD: &str = "tests/fixtures/patterns/good";
@@ -14,8 +14,13 @@ const BAD: &str = "tests/fixtures/patterns/bad";
 
 fn replay_with(patterns: &Path, input: &str) -> Vec<Value> {
     let p = patterns.to_string_lossy();
-    let (status, out, err) = logward(
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_to_exit(
         &["replay", "-p", &p, "--format", "text", "-"],
+        &[],
         input.as_bytes(),
     );
     assert!(status.success(), "replay failed: {err}");
@@ -26,7 +31,11 @@ fn replay_with(patterns: &Path, input: &str) -> Vec<Value> {
 
 #[test]
 fn bundled_examples_all_pass() {
-    let (status, out, err) = logward(&["test", "patterns"], b"");
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_to_exit(&["test", "patterns"], &[], b"");
     assert!(status.success(), "bundled examples fail:\n{out}\n{err}");
     let last = out.lines().last().unwrap_or_default();
     let passed: usize = last
@@ -80,7 +89,11 @@ fn test_command_prints_counts() {
         dir.join("50-deployer.toml"),
     )
     .unwrap();
-    let (status, out, _) = logward(&["test", &dir.to_string_lossy()], b"");
+    let Finished {
+        status,
+        stdout: out,
+        ..
+    } = run_to_exit(&["test", &dir.to_string_lossy()], &[], b"");
     assert!(status.success(), "{out}");
     assert_eq!(out.trim(), "6 passed, 0 failed");
 
@@ -88,7 +101,11 @@ fn test_command_prints_counts() {
         .unwrap()
         .replace("exit_code = \"3\"", "exit_code = \"4\"");
     fs::write(dir.join("50-deployer.toml"), broken).unwrap();
-    let (status, out, _) = logward(&["test", &dir.to_string_lossy()], b"");
+    let Finished {
+        status,
+        stdout: out,
+        ..
+    } = run_to_exit(&["test", &dir.to_string_lossy()], &[], b"");
     assert_eq!(status.code(), Some(1), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
@@ -109,7 +126,15 @@ fn test_command_prints_counts() {
 fn junit_output_is_valid_xml() {
     let env = Env::new();
     let junit = env.path("junit.xml");
-    let (status, out, _) = logward(&["test", GOOD, "--junit", &junit.to_string_lossy()], b"");
+    let Finished {
+        status,
+        stdout: out,
+        ..
+    } = run_to_exit(
+        &["test", GOOD, "--junit", &junit.to_string_lossy()],
+        &[],
+        b"",
+    );
     assert!(status.success(), "{out}");
     let xml = fs::read_to_string(&junit).unwrap();
     let mut reader = quick_xml::Reader::from_str(&xml);
@@ -148,7 +173,11 @@ fn check_reports_every_error_with_location() {
         ),
     )
     .unwrap();
-    let (status, out, _) = logward(&["check", "-c", &config.to_string_lossy()], b"");
+    let Finished {
+        status,
+        stdout: out,
+        ..
+    } = run_to_exit(&["check", "-c", &config.to_string_lossy()], &[], b"");
     assert_eq!(status.code(), Some(1), "{out}");
     let expected = [
         (
@@ -209,7 +238,11 @@ fn duplicate_ids_name_both_files() {
         "\n\n[[pattern]]\nid = \"same\"\nregex = 'b'\n",
     )
     .unwrap();
-    let (status, out, _) = logward(&["test", &dir.to_string_lossy()], b"");
+    let Finished {
+        status,
+        stdout: out,
+        ..
+    } = run_to_exit(&["test", &dir.to_string_lossy()], &[], b"");
     assert_eq!(status.code(), Some(1));
     let a = dir.join("a.toml");
     let b = dir.join("b.toml");
@@ -358,7 +391,11 @@ fn level_forms_are_normalized() {
 #[test]
 fn explain_names_the_matching_pattern_and_why_others_failed() {
     let line = "2026-11-22 10:00:01 [deployer] FAILED step=migrate run=8812 exit=3";
-    let (status, out, err) = logward(&["explain", "-p", GOOD, line], b"");
+    let Finished {
+        status,
+        stdout: out,
+        stderr: err,
+    } = run_to_exit(&["explain", "-p", GOOD, line], &[], b"");
     assert!(status.success(), "{err}");
     let row = |id: &str| {
         out.lines()
@@ -382,8 +419,9 @@ fn explain_names_the_matching_pattern_and_why_others_failed() {
         "{out}"
     );
 
-    let (_, out, _) = logward(
+    let Finished { stdout: out, .. } = run_to_exit(
         &["explain", "-p", GOOD],
+        &[],
         b"2026-11-22 10:00:02 [deployer] WARN disk at 91%\n",
     );
     assert!(

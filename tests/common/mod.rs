@@ -1,11 +1,15 @@
-//! Test harness: a temp directory with `logs/`, `state/` and an output file,
-//! a config written for it, and the `logward` binary started on it.
+//! The integration tests' harness: a temp directory with `logs/`, `state/`
+//! and an output file, a config written for it, and the `logward` binary
+//! started on it (or run to completion); waiting for a condition with a
+//! deadline; the agent's HTTP endpoint (free port, plain HTTP/1.1 GET,
+//! Prometheus samples); counting big outputs; tailing one file once.
 //! A failure prints the agent's stderr.
 
 #![allow(dead_code)]
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +23,31 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+}
+
+/// What `Env::config_with` writes: one file source named `test`, polling every
+/// 20ms, rescanning every 200ms. `Config::default()` is `Env::config("")`.
+#[derive(Clone, Copy)]
+pub struct Config<'a> {
+    /// The source's `paths`, relative to `logs/`.
+    pub globs: &'a [&'a str],
+    /// The source's `rotate_wait`.
+    pub rotate_wait: &'a str,
+    /// More keys for the `[[source]]` table.
+    pub source_extra: &'a str,
+    /// More keys for the top level, e.g. `http_table(addr)`.
+    pub top_extra: &'a str,
+}
+
+impl Default for Config<'_> {
+    fn default() -> Self {
+        Config {
+            globs: &["*.log"],
+            rotate_wait: "300ms",
+            source_extra: "",
+            top_extra: "",
+        }
+    }
 }
 
 impl Env {
@@ -40,13 +69,29 @@ impl Env {
         self.path("out/events.ndjson")
     }
 
+    /// Writes `text` to `rel` in the env's directory and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path(rel);
+        fs::write(&p, text).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
+        p
+    }
+
     /// A config with one file source on `logs/*.log` (plus `source_extra` keys),
     /// fast polling, and `[output.file]`.
     pub fn config(&self, source_extra: &str) -> PathBuf {
-        self.config_with(source_extra, "")
+        self.config_with(Config {
+            source_extra,
+            ..Config::default()
+        })
     }
 
-    pub fn config_with(&self, source_extra: &str, top_extra: &str) -> PathBuf {
+    /// `logward.toml`: the config `c` describes, with the env's state dir and output.
+    pub fn config_with(&self, c: Config) -> PathBuf {
+        let paths: Vec<String> = c
+            .globs
+            .iter()
+            .map(|g| format!("{:?}", self.logs().join(g).display().to_string()))
+            .collect();
         let text = format!(
             r#"state_dir = "{state}"
 checkpoint_interval = "100ms"
@@ -56,22 +101,23 @@ shutdown_timeout = "10s"
 [[source]]
 name = "test"
 type = "file"
-paths = ["{logs}/*.log"]
+paths = [{paths}]
 poll_interval = "20ms"
 rescan_interval = "200ms"
-rotate_wait = "300ms"
+rotate_wait = "{rotate_wait}"
 {source_extra}
 
 [output.file]
 path = "{out}"
 "#,
             state = self.path("state").display(),
-            logs = self.logs().display(),
+            top_extra = c.top_extra,
+            paths = paths.join(", "),
+            rotate_wait = c.rotate_wait,
+            source_extra = c.source_extra,
             out = self.out().display(),
         );
-        let p = self.path("logward.toml");
-        fs::write(&p, text).expect("write config");
-        p
+        self.write("logward.toml", &text)
     }
 
     pub fn start(&self, config: &Path) -> Agent {
@@ -131,6 +177,38 @@ path = "{out}"
                 panic!(
                     "waited for {n} events, have {}\n--- agent stderr ---\n{}",
                     events.len(),
+                    agent.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the output holds at least `n` complete lines, counting
+    /// newlines only and reading each byte once: for big outputs, where parsing
+    /// (or re-reading) everything on every poll is slow. Gives up when the output
+    /// has not grown for `PATIENCE`: a big volume on a loaded machine may take
+    /// longer than that in all, but never stalls that long.
+    pub fn wait_for_output_lines(&self, n: usize, agent: &Agent) {
+        let (mut seen, mut count) = (0u64, 0);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut deadline = Instant::now() + PATIENCE;
+        while count < n {
+            let grew = fs::File::open(self.out()).is_ok_and(|mut f| {
+                let before = seen;
+                if std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(seen)).is_ok() {
+                    while let Ok(read @ 1..) = f.read(&mut buf) {
+                        seen += read as u64;
+                        count += buf[..read].iter().filter(|b| **b == b'\n').count();
+                    }
+                }
+                seen > before
+            });
+            if grew {
+                deadline = Instant::now() + PATIENCE;
+            } else if Instant::now() > deadline {
+                panic!(
+                    "waited for {n} lines in the output, have {count}, none new for {PATIENCE:?}\n--- agent stderr ---\n{}",
                     agent.stderr()
                 );
             }
@@ -225,10 +303,56 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Runs `logward ARGS` to completion with `stdin`, returning (status, stdout, stderr).
-pub fn logward(args: &[&str], stdin: &[u8]) -> (ExitStatus, String, String) {
+/// Polls `probe` until it returns `Some`; panics naming `what`, with the
+/// agent's stderr, when `PATIENCE` runs out.
+pub fn wait_until<T>(what: &str, agent: &Agent, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(x) = probe() {
+            return x;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "waited {PATIENCE:?} for {what}\n--- agent stderr ---\n{}",
+                agent.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until every source of the agent is open (its files found and
+/// tracked), as its log says.
+pub fn wait_ready(agent: &Agent) {
+    wait_until("the agent to be ready", agent, || {
+        agent
+            .stderr()
+            .contains("ready: every source is open")
+            .then_some(())
+    });
+}
+
+/// What a finished `logward` run left: exit status, stdout, stderr.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Stdout and stderr together, for "appears nowhere" checks.
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `logward ARGS` with `vars` set and `stdin` piped in (then closed), and
+/// waits for it to exit by itself; panics with its stderr after `PATIENCE`.
+/// Threads feed stdin and drain stdout and stderr, so nothing blocks on a full pipe.
+pub fn run_to_exit(args: &[&str], vars: &[(&str, &str)], stdin: &[u8]) -> Finished {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -239,16 +363,148 @@ pub fn logward(args: &[&str], stdin: &[u8]) -> (ExitStatus, String, String) {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let out = child.wait_with_output().expect("wait logward");
+    fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut raw = Vec::new();
+            let _ = pipe.read_to_end(&mut raw);
+            String::from_utf8_lossy(&raw).into_owned()
+        })
+    }
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let status = wait_timeout(&mut child, PATIENCE);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = writer.join();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    let Some(status) = status else {
+        panic!(
+            "`logward {}` did not exit within {PATIENCE:?}\n--- stderr ---\n{stderr}",
+            args.join(" ")
+        );
+    };
+    Finished {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 /// Numbered lines `prefix-000000` .. for loss and duplication checks.
 pub fn numbered(prefix: &str, from: usize, to: usize) -> String {
     (from..to).map(|i| format!("{prefix}-{i:06}\n")).collect()
+}
+
+/// A loopback address that was free a moment ago (bound to port 0, then dropped).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// The `[http]` table for a config's top level, listening on `addr`.
+pub fn http_table(addr: SocketAddr) -> String {
+    format!("[http]\nlisten = \"{addr}\"\n")
+}
+
+/// `GET path` over HTTP/1.1: the status code and body, or an error while the
+/// endpoint is not up (yet).
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(PATIENCE))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {head}")))?;
+    let chunked = head
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The value of one Prometheus sample, e.g. `logward_lines_read_total{source="test"}`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let value = l.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split(' ').next()?.parse().ok()
+    })
+}
+
+/// One look at the agent's current value of one metric series: `None` while
+/// `/metrics` does not answer 200 or lacks the series.
+pub fn try_metric(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (status, body) = http_get(addr, "/metrics").ok()?;
+    (status == 200).then(|| sample(&body, series)).flatten()
+}
+
+/// The agent's current value of one metric series, once `/metrics` answers.
+pub fn metric(agent: &Agent, addr: SocketAddr, series: &str) -> f64 {
+    wait_until(&format!("{series} on /metrics"), agent, || {
+        try_metric(addr, series)
+    })
+}
+
+/// The byte offset where each line of `content` starts.
+pub fn line_offsets(content: &[u8]) -> Vec<u64> {
+    let mut offsets = vec![0];
+    offsets.extend(
+        content
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| **b == b'\n' && i + 1 < content.len())
+            .map(|(i, _)| i as u64 + 1),
+    );
+    offsets
+}
+
+/// Writes `content` to `logs/app.log`, runs the agent on it with `source_extra`
+/// until `expected` events are out, stops it (exit 0), and returns the events:
+/// exactly `expected` of them.
+pub fn tail_once(source_extra: &str, content: &[u8], expected: usize) -> Vec<Value> {
+    let env = Env::new();
+    std::fs::write(env.logs().join("app.log"), content).expect("write log");
+    let config = env.config(source_extra);
+    let agent = env.start(&config);
+    env.wait_for_events(expected, &agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "agent exited with {status}\n{stderr}");
+    let events = env.events();
+    assert_eq!(
+        events.len(),
+        expected,
+        "events: {events:#?}\n--- agent stderr ---\n{stderr}"
+    );
+    events
 }
