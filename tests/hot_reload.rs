@@ -149,3 +149,32 @@ fn hot_reload_swaps_without_losing_lines() {
     );
     assert_eq!(versions.last(), Some(&4));
 }
+
+#[test]
+fn changes_that_need_a_restart_are_reported_and_patterns_still_reload() {
+    let env = Env::new();
+    let (agent, addr, file) = start(&env, "v1");
+    let config = env.path("logward.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    let moved = text.replacen("state_dir = \"", "state_dir = \"/tmp/elsewhere-", 1);
+    assert_ne!(text, moved, "the config names a state_dir");
+    fs::write(&config, moved).unwrap();
+    fs::write(&file, pattern_file("v2")).unwrap();
+    reloads(&agent, addr, SUCCESS, 1.0);
+    env.append("a.log", "line-1\n");
+    assert_eq!(
+        pattern_of_line(&env, &agent, "line-1").as_deref(),
+        Some("v2")
+    );
+    let (status, err) = agent.stop();
+    assert!(status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("takes effect at the next restart") && l.contains("state_dir")),
+        "{err}"
+    );
+    assert!(
+        env.path("state/positions.json").exists(),
+        "the running state_dir stays in use"
+    );
+}
