@@ -2,6 +2,7 @@
 //! pattern examples. One `Scratch` per thread keeps matching allocation-free
 //! for the common case.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -14,6 +15,41 @@ use crate::event::{Event, Origin, Record, Timestamp};
 pub struct Scratch {
     set_matches: Vec<bool>,
     locations: Vec<Option<regex::CaptureLocations>>,
+    /// Source labels merged with a pattern's, by (source labels, pattern): the
+    /// lines of a stream mostly share both, so the merge is done once.
+    merged_labels: Vec<(
+        Arc<BTreeMap<String, String>>,
+        usize,
+        Arc<BTreeMap<String, String>>,
+    )>,
+}
+
+/// Merged label sets kept per thread; past this the oldest is dropped.
+const MERGED_LABELS_KEPT: usize = 16;
+
+impl Scratch {
+    fn labels(
+        &mut self,
+        source: &Arc<BTreeMap<String, String>>,
+        p: &Pattern,
+    ) -> Arc<BTreeMap<String, String>> {
+        if let Some((_, _, merged)) = self
+            .merged_labels
+            .iter()
+            .find(|(s, i, _)| *i == p.index && Arc::ptr_eq(s, source))
+        {
+            return merged.clone();
+        }
+        let mut labels = (**source).clone();
+        labels.extend(p.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let merged = Arc::new(labels);
+        if self.merged_labels.len() == MERGED_LABELS_KEPT {
+            self.merged_labels.remove(0);
+        }
+        self.merged_labels
+            .push((source.clone(), p.index, merged.clone()));
+        merged
+    }
 }
 
 /// Why a pattern did or did not take a record.
@@ -99,9 +135,7 @@ impl PatternSet {
                 ev.matched = true;
                 ev.pattern = Some(p.id.clone());
                 if !p.labels.is_empty() {
-                    let mut labels = (*ev.labels).clone();
-                    labels.extend(p.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    ev.labels = Arc::new(labels);
+                    ev.labels = scratch.labels(&ev.labels, p);
                 }
             }
             None => ev.matched = false,

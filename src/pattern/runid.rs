@@ -2,14 +2,12 @@
 //! anywhere in a line (`ci_run_id=`, `CI_JOB_ID=`, `BUILD_NUMBER:`, ...), for
 //! events whose pattern did not capture one.
 //!
-//! One case-insensitive Aho-Corasick pass over the line, so that patterns do
-//! not each carry an expensive "and maybe a run id somewhere after" group.
+//! It looks only where a value can start: at each `=` and `:` (found with
+//! `memchr`), it reads the word before and compares it with the keys. Lines
+//! have few of those, so this is far cheaper than matching every byte, and it
+//! spares patterns an expensive "and maybe a run id somewhere after" group.
 
-use std::sync::LazyLock;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-
-/// The keys CI systems and build scripts write a run id under.
+/// The keys CI systems and build scripts write a run id under (compared case-insensitively).
 pub const RUN_ID_KEYS: &[&str] = &[
     "ci_run_id",
     "ci-run-id",
@@ -27,61 +25,62 @@ pub const RUN_ID_KEYS: &[&str] = &[
     "drone_build_number",
 ];
 
-static KEYS: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(RUN_ID_KEYS)
-        .ok()
-});
-
 /// The first run id written as a key-value pair in `text`.
 pub fn find(text: &str) -> Option<&str> {
-    let keys = KEYS.as_ref()?;
     let bytes = text.as_bytes();
-    for m in keys.find_iter(text) {
-        let word_before = m.start() > 0 && is_word(bytes[m.start() - 1]);
-        if word_before {
-            continue;
-        }
-        if let Some(value) = value_after(text, m.end()) {
-            return Some(value);
-        }
-    }
-    None
+    memchr::memchr2_iter(b'=', b':', bytes).find_map(|sep| {
+        let before = &bytes[..key_end_before(bytes, sep)?];
+        // A key counts as a whole word only: `my_run_id=` is not `run_id=`.
+        let whole_key = |k: &&str| {
+            ends_with_key(before, k)
+                && (before.len() == k.len() || !is_word(before[before.len() - k.len() - 1]))
+        };
+        RUN_ID_KEYS
+            .iter()
+            .any(|k| whole_key(&k))
+            .then(|| value_after(text, sep + 1))
+            .flatten()
+    })
 }
 
 fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// After a key: an optional closing quote (JSON), spaces, `=` or `:`, spaces,
-/// an optional opening quote, then the value (`[A-Za-z0-9_.-]+`, not ending in `.`).
-fn value_after(text: &str, at: usize) -> Option<&str> {
-    let bytes = text.as_bytes();
-    let mut i = at;
-    let skip = |i: &mut usize, pred: fn(u8) -> bool| {
-        while *i < bytes.len() && pred(bytes[*i]) {
-            *i += 1;
-        }
-    };
-    if bytes.get(i).is_some_and(|b| is_word(*b)) {
-        return None;
+/// Where the key before a separator ends: spaces and one closing quote (JSON) may stand between.
+fn key_end_before(bytes: &[u8], sep: usize) -> Option<usize> {
+    let mut end = sep;
+    while end > 0 && bytes[end - 1] == b' ' {
+        end -= 1;
     }
-    if matches!(bytes.get(i), Some(b'"' | b'\'')) {
+    if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
+        end -= 1;
+    }
+    (end > 0).then_some(end)
+}
+
+fn ends_with_key(before: &[u8], key: &str) -> bool {
+    before.len() >= key.len()
+        && before[before.len() - key.len()..].eq_ignore_ascii_case(key.as_bytes())
+}
+
+/// After the separator: spaces, an optional opening quote, then the value
+/// (`[A-Za-z0-9_.-]+`, not ending in `.`).
+fn value_after(text: &str, mut i: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    while bytes.get(i) == Some(&b' ') {
         i += 1;
     }
-    skip(&mut i, |b| b == b' ');
-    if !matches!(bytes.get(i), Some(b'=' | b':')) {
-        return None;
-    }
-    i += 1;
-    skip(&mut i, |b| b == b' ');
     if matches!(bytes.get(i), Some(b'"' | b'\'')) {
         i += 1;
     }
     let start = i;
-    skip(&mut i, |b| is_word(b) || b == b'-' || b == b'.');
+    while bytes
+        .get(i)
+        .is_some_and(|b| is_word(*b) || *b == b'-' || *b == b'.')
+    {
+        i += 1;
+    }
     let value = text[start..i].trim_end_matches('.');
     (!value.is_empty()).then_some(value)
 }
@@ -103,6 +102,8 @@ mod tests {
             ("ci_run_idx=5", None),
             ("ci_run_id is unknown", None),
             ("ci_run_id= ", None),
+            ("at 10:00:00 x.ci_run_id = 9", Some("9")),
+            ("ci_run_id :: 3", None),
         ];
         for (text, want) in cases {
             assert_eq!(find(text), want, "{text}");
