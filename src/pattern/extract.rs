@@ -17,12 +17,10 @@ pub struct Scratch {
     locations: Vec<Option<regex::CaptureLocations>>,
     /// Source labels merged with a pattern's, by (source labels, pattern): the
     /// lines of a stream mostly share both, so the merge is done once.
-    merged_labels: Vec<(
-        Arc<BTreeMap<String, String>>,
-        usize,
-        Arc<BTreeMap<String, String>>,
-    )>,
+    merged_labels: Vec<(Labels, usize, Labels)>,
 }
+
+type Labels = Arc<BTreeMap<String, String>>;
 
 /// Merged label sets kept per thread; past this the oldest is dropped.
 const MERGED_LABELS_KEPT: usize = 16;
