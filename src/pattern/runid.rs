@@ -37,7 +37,7 @@ pub fn find(text: &str) -> Option<&str> {
         };
         RUN_ID_KEYS
             .iter()
-            .any(|k| whole_key(k))
+            .any(whole_key)
             .then(|| value_after(text, sep + 1))
             .flatten()
     })
