@@ -25,6 +25,9 @@ use crate::event::Level;
 
 include!(concat!(env!("OUT_DIR"), "/bundled_patterns.rs"));
 
+/// The most the one-pass `RegexSet` may cache of its lazy DFA.
+const SET_DFA_CACHE: usize = 32 << 20;
+
 /// Where patterns come from: the spelling in `patterns = [...]` and `-p` that
 /// names the library shipped inside the binary.
 pub const BUNDLED: &str = "@bundled";
@@ -215,6 +218,10 @@ impl PatternSet {
         }
         let set = regex::RegexSetBuilder::new(texts)
             .size_limit(32 << 20)
+            // The set's lazy DFA cache: with a few hundred patterns the 2 MiB default
+            // thrashes and matching falls back to a far slower engine. It grows only
+            // as far as the input needs (a few MiB for the bundled library).
+            .dfa_size_limit(SET_DFA_CACHE)
             .build()
             .map_err(|e| {
                 Diagnostics(vec![Diagnostic {
