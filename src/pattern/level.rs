@@ -67,11 +67,6 @@ pub fn from_json(v: &Value) -> Option<Level> {
     }
 }
 
-/// Whether a word written as a fixed `level` in a pattern file is a level.
-pub fn is_level_word(text: &str) -> bool {
-    parse(text).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

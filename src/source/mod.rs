@@ -260,10 +260,6 @@ impl BatchBuilder {
         }
     }
 
-    pub fn set_origin(&mut self, origin: Origin) {
-        self.origin = origin;
-    }
-
     /// Reads a chunk from `r` into the batch, never past a full batch's events.
     /// Returns the bytes taken in (see [`StreamReader::read_chunk_upto`]); 0 only at
     /// the end of the input.
