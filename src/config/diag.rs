@@ -106,6 +106,37 @@ impl FileCtx<'_> {
         self.diag(span, message, format!("see {doc} for the expected shape"))
     }
 
+    /// Deserializes each table of an array of tables (`[[source]]`, `[[pattern]]`)
+    /// on its own, so that a shape error in one does not hide the others'.
+    /// `name` is the key, `doc` the page that describes the tables.
+    pub fn each_table<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        value: toml::Spanned<toml::de::DeValue<'_>>,
+        doc: &str,
+        errors: &mut Vec<Diagnostic>,
+    ) -> Vec<toml::Spanned<T>> {
+        use serde::de::IntoDeserializer;
+        let span = value.span();
+        let toml::de::DeValue::Array(items) = value.into_inner() else {
+            errors.push(self.diag(
+                span,
+                format!("`{name}` is not a list of tables"),
+                format!("write each one as a [[{name}]] table"),
+            ));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let span = item.span();
+            match T::deserialize(item.into_deserializer()) {
+                Ok(t) => out.push(toml::Spanned::new(span, t)),
+                Err(e) => errors.push(self.toml_error(&e, doc)),
+            }
+        }
+        out
+    }
+
     /// Expands `${VAR}` from the environment; `$${` is a literal `${`.
     /// A variable that is not set is an error naming it, never an empty string.
     pub fn expand(&self, value: &toml::Spanned<String>) -> Result<String, Diagnostic> {

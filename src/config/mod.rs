@@ -270,26 +270,10 @@ fn split_sources<'i>(
     let mut rest = toml::de::DeTable::new();
     let mut sources = Vec::new();
     for (key, value) in doc.into_inner() {
-        if key.get_ref().as_ref() != "source" {
+        if key.get_ref().as_ref() == "source" {
+            sources.extend(ctx.each_table("source", value, DOC, errors));
+        } else {
             rest.insert(key, value);
-            continue;
-        }
-        let at = value.span();
-        match value.into_inner() {
-            toml::de::DeValue::Array(items) => {
-                for item in items {
-                    let at = item.span();
-                    match SourceToml::deserialize(item.into_deserializer()) {
-                        Ok(s) => sources.push(Spanned::new(at, s)),
-                        Err(e) => errors.push(ctx.toml_error(&e, DOC)),
-                    }
-                }
-            }
-            _ => errors.push(ctx.diag(
-                at,
-                "`source` is not a list of tables",
-                "write each source as a [[source]] table",
-            )),
         }
     }
     (Spanned::new(span, toml::de::DeValue::Table(rest)), sources)

@@ -73,6 +73,8 @@ struct ExampleToml {
     matches: Option<bool>,
 }
 
+const DOC: &str = "docs/patterns.md";
+
 /// The keys an event has besides `fields`: what `expect` and `fingerprint` may name.
 const EVENT_KEYS: [&str; 6] = ["level", "service", "ci_run_id", "message", "pattern", "ts"];
 const FINGERPRINT_KEYS: [&str; 7] = [
@@ -102,7 +104,7 @@ pub fn parse(
     let doc = match toml::de::DeTable::parse(text) {
         Ok(d) => d.into_inner(),
         Err(e) => {
-            errors.push(ctx.toml_error(&e, "docs/patterns.md"));
+            errors.push(ctx.toml_error(&e, DOC));
             return Vec::new();
         }
     };
@@ -113,28 +115,10 @@ pub fn parse(
             "defs" => {
                 match BTreeMap::<String, Spanned<String>>::deserialize(value.into_deserializer()) {
                     Ok(d) => defs = d,
-                    Err(e) => errors.push(ctx.toml_error(&e, "docs/patterns.md")),
+                    Err(e) => errors.push(ctx.toml_error(&e, DOC)),
                 }
             }
-            "pattern" => {
-                let span = value.span();
-                match value.into_inner() {
-                    toml::de::DeValue::Array(items) => {
-                        for item in items {
-                            let span = item.span();
-                            match PatternToml::deserialize(item.into_deserializer()) {
-                                Ok(p) => raw_patterns.push((span, p)),
-                                Err(e) => errors.push(ctx.toml_error(&e, "docs/patterns.md")),
-                            }
-                        }
-                    }
-                    _ => errors.push(ctx.diag(
-                        span,
-                        "`pattern` is not a list of tables",
-                        "write each pattern as a [[pattern]] table",
-                    )),
-                }
-            }
+            "pattern" => raw_patterns.extend(ctx.each_table("pattern", value, DOC, errors)),
             other => {
                 let keys = ["defs".to_string(), "pattern".to_string()];
                 let fix = match crate::config::nearest(other, &keys) {
@@ -152,8 +136,16 @@ pub fn parse(
         ctx: &ctx,
     };
     let mut out = Vec::new();
-    for (span, p) in raw_patterns {
-        if let Some(p) = pattern(&ctx, &defs, p, span, first_index + out.len(), errors) {
+    for p in raw_patterns {
+        let span = p.span();
+        if let Some(p) = pattern(
+            &ctx,
+            &defs,
+            p.into_inner(),
+            span,
+            first_index + out.len(),
+            errors,
+        ) {
             out.push(p);
         }
     }
