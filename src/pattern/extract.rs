@@ -187,8 +187,8 @@ impl PatternSet {
     /// Every pattern's verdict on one record, and the event it becomes.
     pub fn explain(&self, mut ev: Event) -> Explanation {
         let mut scratch = Scratch::default();
-        let had_json = ev.json.is_some() || parse_json_object(&ev.line).is_some();
         let obj = ev.json.clone().or_else(|| parse_json_object(&ev.line));
+        let had_json = obj.is_some();
         let winner = self.apply(&mut ev, &mut scratch).map(|p| p.id.clone());
         let json_message = if had_json { ev.message.clone() } else { None };
         let candidates = self
