@@ -59,27 +59,16 @@ enum Command {
     },
     /// Read files once from the start and print one event per record as NDJSON.
     Replay {
-        /// Config whose sources give a replayed file its format and labels (by glob), and its patterns.
-        #[arg(short, long)]
-        config: Option<PathBuf>,
         #[command(flatten)]
-        patterns: PatternsArg,
-        /// Decode every file in this format instead of detecting it.
-        #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        input: InputArgs,
         /// Files to read; `-` is stdin.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Show what each stage does to one record (LINE, or stdin).
     Explain {
-        #[arg(short, long)]
-        config: Option<PathBuf>,
         #[command(flatten)]
-        patterns: PatternsArg,
-        /// Decode the record in this format instead of detecting it.
-        #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        input: InputArgs,
         /// The source name the record comes from (for patterns with `sources`).
         #[arg(long, default_value = "explain")]
         source: String,
@@ -103,6 +92,20 @@ impl ConfigArg {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
     }
+}
+
+/// What `replay` and `explain` read records with: a config (for its sources'
+/// settings and its patterns), pattern paths, a format.
+#[derive(Debug, clap::Args)]
+struct InputArgs {
+    /// Config whose sources give a record its format and labels (by glob or --source), and its patterns.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    patterns: PatternsArg,
+    /// Decode in this format instead of detecting it.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,30 +169,12 @@ pub fn main() -> ExitCode {
             config,
             junit,
         } => return test(paths, &config, junit.as_deref()),
-        Command::Replay {
-            config,
-            patterns,
-            format,
-            files,
-        } => replay(
-            config.as_deref(),
-            &patterns,
-            format.map(Format::from),
-            &files,
-        ),
+        Command::Replay { input, files } => replay(&input, &files),
         Command::Explain {
-            config,
-            patterns,
-            format,
+            input,
             source,
             line,
-        } => explain(
-            config.as_deref(),
-            &patterns,
-            format.map(Format::from),
-            &source,
-            line,
-        ),
+        } => explain(&input, &source, line),
         Command::Version => {
             println!("logward {}", version_line());
             Ok(())
@@ -340,15 +325,21 @@ fn test(paths: Vec<PathBuf>, config: &ConfigArg, junit: Option<&std::path::Path>
     }
 }
 
-fn explain(
-    config: Option<&std::path::Path>,
-    patterns: &PatternsArg,
-    format: Option<Format>,
-    source: &str,
-    line: Option<String>,
-) -> anyhow::Result<()> {
-    let config = config.map(load).transpose()?;
-    let set = load_patterns(&patterns.resolve(config.as_ref()))?;
+impl InputArgs {
+    /// The config (if any), and the pattern set `-p` or the config names.
+    fn load(&self) -> anyhow::Result<(Option<Config>, PatternSet)> {
+        let config = self.config.as_deref().map(load).transpose()?;
+        let set = load_patterns(&self.patterns.resolve(config.as_ref()))?;
+        Ok((config, set))
+    }
+
+    fn format(&self) -> Option<Format> {
+        self.format.map(Format::from)
+    }
+}
+
+fn explain(input: &InputArgs, source: &str, line: Option<String>) -> anyhow::Result<()> {
+    let (config, set) = input.load()?;
     let text = match line {
         Some(l) => l,
         None => {
@@ -358,7 +349,8 @@ fn explain(
             s
         }
     };
-    let format = format
+    let format = input
+        .format()
         .or_else(|| {
             config
                 .as_ref()
@@ -370,18 +362,13 @@ fn explain(
         .context("cannot write to stdout")
 }
 
-fn replay(
-    config: Option<&std::path::Path>,
-    patterns: &PatternsArg,
-    format: Option<Format>,
-    files: &[PathBuf],
-) -> anyhow::Result<()> {
-    let config = config.map(load).transpose()?;
-    let set = shared(load_patterns(&patterns.resolve(config.as_ref()))?);
+fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
+    let (config, set) = input.load()?;
+    let set = shared(set);
     let stdout = std::io::stdout();
     // `replay` writes whole batches of lines: no buffer of its own is needed.
     let mut out = stdout.lock();
-    match crate::replay::replay(config.as_ref(), format, files, &set, &mut out) {
+    match crate::replay::replay(config.as_ref(), input.format(), files, &set, &mut out) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(())
