@@ -436,3 +436,78 @@ fn explain_names_the_matching_pattern_and_why_others_failed() {
         "{out}"
     );
 }
+
+#[test]
+fn replay_with_a_config_takes_the_matching_sources_settings_and_patterns() {
+    let env = Env::new();
+    let pats = env.path("pats.toml");
+    fs::write(
+        &pats,
+        "[[pattern]]\nid = \"deploy.step\"\nregex = '^step (?P<step>\\w+) (?P<level>\\w+)$'\n",
+    )
+    .unwrap();
+    let config = env.path("c.toml");
+    fs::write(
+        &config,
+        format!(
+            "state_dir = \"{state}\"\npatterns = [\"{pats}\"]\n\n[[source]]\nname = \"deploys\"\ntype = \"file\"\npaths = [\"{logs}/*.jsonl\"]\nformat = \"json\"\nlabels = {{ team = \"ci\" }}\n",
+            state = env.path("state").display(),
+            pats = pats.display(),
+            logs = env.logs().display(),
+        ),
+    )
+    .unwrap();
+    let matching = env.logs().join("d.jsonl");
+    fs::write(&matching, "{\"msg\":\"x\"}\nstep migrate error\n").unwrap();
+    let other = env.path("other.log");
+    fs::write(&other, "step migrate error\n").unwrap();
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = run_to_exit(
+        &[
+            "replay",
+            "-c",
+            &config.to_string_lossy(),
+            &matching.to_string_lossy(),
+            &other.to_string_lossy(),
+        ],
+        &[],
+        b"",
+    );
+    assert!(status.success(), "{stderr}");
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3, "{stdout}");
+    let (json, broken, plain) = (&events[0], &events[1], &events[2]);
+    assert_eq!(
+        (json["source"].as_str(), json["labels"]["team"].as_str()),
+        (Some("deploys"), Some("ci")),
+        "{json}"
+    );
+    assert!(
+        broken["fields"]["json_error"].is_string(),
+        "the source's json format applies: {broken}"
+    );
+    assert_eq!(
+        broken["pattern"], "deploy.step",
+        "the config's patterns apply: {broken}"
+    );
+    assert_eq!(
+        (broken["level"].as_str(), broken["fields"]["step"].as_str()),
+        (Some("error"), Some("migrate"))
+    );
+    assert_eq!(
+        (
+            plain["source"].as_str(),
+            &plain["labels"],
+            plain["fields"].get("json_error")
+        ),
+        (Some("replay"), &serde_json::json!({}), None),
+        "a file no source matches: {plain}"
+    );
+    assert_eq!(plain["pattern"], "deploy.step");
+}
