@@ -206,6 +206,14 @@ fn check_reports_every_error_with_location() {
             "example expects `signal`, which pattern `bad.expect` cannot produce",
         ),
         (
+            format!("{BAD}/20-mistakes.toml:41:11:"),
+            "`context = \"start\"` of pattern `bad.context` is not true, false or \"end\"",
+        ),
+        (
+            format!("{BAD}/20-mistakes.toml:46:13:"),
+            "a JSON record is already whole — remove `multiline`",
+        ),
+        (
             format!("{BAD}/30-dup.toml:1:"),
             &format!("pattern id `dup.id` is already defined at {BAD}/20-mistakes.toml:34"),
         ),

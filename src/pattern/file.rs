@@ -12,7 +12,7 @@ use serde::de::IntoDeserializer;
 use toml::Spanned;
 
 use super::level;
-use super::{Example, Expect, JsonRule, Matcher, MultilineSpec, Pattern, Role};
+use super::{Context, Example, Expect, JsonRule, Matcher, MultilineSpec, Pattern, Role};
 use crate::config::{Diagnostic, FileCtx, units};
 use crate::event::Level;
 
@@ -31,8 +31,7 @@ struct PatternToml {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     sources: Option<Vec<String>>,
-    #[serde(default)]
-    context: bool,
+    context: Option<Spanned<toml::Value>>,
     multiline: Option<Spanned<MultilineToml>>,
     fingerprint: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -275,10 +274,24 @@ fn pattern(
             None
         }
     });
-    let multiline = p
-        .multiline
+    let context = p
+        .context
         .as_ref()
-        .and_then(|m| multiline(ctx, defs, m, errors));
+        .map_or(Context::Off, |c| context(ctx, &id, c, errors));
+    let multiline = match (&p.multiline, &p.json) {
+        (Some(m), Some(_)) => {
+            errors.push(ctx.diag(
+                m.span(),
+                format!(
+                    "pattern `{id}` is a json pattern: multiline joins text lines; a JSON record is already whole"
+                ),
+                "remove `multiline`",
+            ));
+            None
+        }
+        (Some(m), None) => multiline(ctx, defs, m, errors).map(Arc::new),
+        (None, _) => None,
+    };
     let captures: Vec<String> = match &matcher {
         Some(Matcher::Regex { roles, .. }) => roles
             .iter()
@@ -393,11 +406,33 @@ fn pattern(
         priority: p.priority,
         labels: p.labels,
         sources: p.sources,
-        context: p.context,
+        context,
         multiline,
         fingerprint,
         examples,
     })
+}
+
+/// `context = true | false | "end"`.
+fn context(
+    ctx: &FileCtx<'_>,
+    id: &str,
+    raw: &Spanned<toml::Value>,
+    errors: &mut Vec<Diagnostic>,
+) -> Context {
+    match raw.get_ref() {
+        toml::Value::Boolean(true) => Context::Marker,
+        toml::Value::Boolean(false) => Context::Off,
+        toml::Value::String(s) if s == "end" => Context::End,
+        other => {
+            errors.push(ctx.diag(
+                raw.span(),
+                format!("`context = {other}` of pattern `{id}` is not true, false or \"end\""),
+                "write context = true (a marker: its captures stick to the later events of the stream), context = \"end\" (the end of a run: clears them) or leave it out",
+            ));
+            Context::Off
+        }
+    }
 }
 
 fn regex_matcher(
@@ -532,5 +567,96 @@ fn toml_to_string(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> (Vec<Pattern>, Vec<Diagnostic>) {
+        let mut errors = Vec::new();
+        let patterns = parse(Path::new("p.toml"), text, 0, &mut errors);
+        (patterns, errors)
+    }
+
+    #[test]
+    fn context_is_off_marker_or_end() {
+        let (patterns, errors) = load(concat!(
+            "[[pattern]]\nid = \"a\"\nregex = 'a'\n",
+            "[[pattern]]\nid = \"b\"\nregex = 'b'\ncontext = false\n",
+            "[[pattern]]\nid = \"c\"\nregex = 'c'\ncontext = true\n",
+            "[[pattern]]\nid = \"d\"\nregex = 'd'\ncontext = \"end\"\n",
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let contexts: Vec<Context> = patterns.iter().map(|p| p.context).collect();
+        assert_eq!(
+            contexts,
+            [Context::Off, Context::Off, Context::Marker, Context::End]
+        );
+    }
+
+    #[test]
+    fn other_context_values_are_reported_where_written() {
+        let (patterns, errors) = load(concat!(
+            "[[pattern]]\nid = \"a\"\nregex = 'a'\ncontext = \"start\"\n",
+            "[[pattern]]\nid = \"b\"\nregex = 'b'\ncontext = 1\n",
+        ));
+        assert!(patterns.is_empty());
+        let shown: Vec<String> = errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with(
+                "p.toml:4:11: `context = \"start\"` of pattern `a` is not true, false or \"end\" — write context = true"
+            ),
+            "{}",
+            shown[0]
+        );
+        assert!(
+            shown[1].starts_with("p.toml:8:11: `context = 1`"),
+            "{}",
+            shown[1]
+        );
+    }
+
+    #[test]
+    fn multiline_on_a_json_pattern_is_an_error() {
+        let (patterns, errors) = load(
+            "[[pattern]]\nid = \"j\"\njson = { message = [\"msg\"] }\nmultiline = { start = '^\\S' }\n",
+        );
+        assert!(patterns.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            "p.toml:4:13: pattern `j` is a json pattern: multiline joins text lines; a JSON record is already whole — remove `multiline`"
+        );
+    }
+
+    #[test]
+    fn multiline_rule_is_shared() {
+        let (patterns, errors) = load(
+            "[[pattern]]\nid = \"t\"\nregex = '^Traceback'\nmultiline = { continue = '^\\s', max_lines = 50 }\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let rule = patterns[0].multiline.clone().expect("a multiline rule");
+        assert_eq!(Arc::strong_count(&rule), 2);
+        assert_eq!(
+            (rule.max_lines, rule.max_bytes, rule.timeout),
+            (50, MULTILINE_MAX_BYTES, MULTILINE_TIMEOUT)
+        );
+        assert!(rule.start.is_none() && rule.cont.is_some());
+    }
+
+    #[test]
+    fn sticky_fields_are_the_captures_that_land_in_fields() {
+        let (patterns, errors) = load(concat!(
+            "[[pattern]]\nid = \"m\"\ncontext = true\n",
+            "regex = '^(?P<level>\\w+) started by (?P<trigger>\\w+) run=(?P<ci_run_id>\\d+) on (?P<node>\\S+): (?P<message>.*)'\n",
+            "[[pattern]]\nid = \"j\"\njson = { message = [\"msg\"] }\n",
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        let fields: Vec<&str> = patterns[0].sticky_fields().collect();
+        assert_eq!(fields, ["trigger", "node"]);
+        assert_eq!(patterns[1].sticky_fields().count(), 0);
     }
 }

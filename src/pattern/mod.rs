@@ -46,8 +46,10 @@ pub struct Pattern {
     pub priority: i64,
     pub labels: BTreeMap<String, String>,
     pub sources: Option<Vec<String>>,
-    pub context: bool,
-    pub multiline: Option<MultilineSpec>,
+    pub context: Context,
+    /// Shared, so that the multiline stage can keep the rule of an open record
+    /// across a reload that drops or changes the pattern.
+    pub multiline: Option<Arc<MultilineSpec>>,
     pub fingerprint: Vec<String>,
     pub examples: Vec<Example>,
 }
@@ -57,11 +59,40 @@ impl Pattern {
         format!("{}:{}", self.file.display(), self.line)
     }
 
+    /// The names of the named captures that land in `fields`: with `ci_run_id`,
+    /// what a marker (`context = true`) makes sticky. Empty for a JSON pattern.
+    pub fn sticky_fields(&self) -> impl Iterator<Item = &str> {
+        let roles: &[(usize, Role)] = match &self.matcher {
+            Matcher::Regex { roles, .. } => roles,
+            Matcher::Json(_) => &[],
+        };
+        roles.iter().filter_map(|(_, role)| match role {
+            Role::Field(name) => Some(&**name),
+            _ => None,
+        })
+    }
+
     fn applies_to(&self, source: &str) -> bool {
         self.sources
             .as_ref()
             .is_none_or(|s| s.iter().any(|n| n == source))
     }
+}
+
+/// What a pattern's match does to the sticky context of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Context {
+    #[default]
+    Off,
+    /// `context = true`: a marker. Its captured fields (`ci_run_id` and the
+    /// named captures that land in `fields`) replace the stream's sticky set;
+    /// the marker event itself carries only its own values; later events of
+    /// the same stream get the sticky values they lack.
+    Marker,
+    /// `context = "end"`: the end of a run (`Job succeeded`, `Finished: FAILURE`).
+    /// The event gets the sticky values it lacks, then the stream's sticky set
+    /// is cleared.
+    End,
 }
 
 #[derive(Debug)]
