@@ -2,11 +2,14 @@
 //! the cost of getting from bytes to records, before any extraction.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use logward::correlate::Sticky;
 use logward::event::Record;
-use logward::source::StreamReader;
+use logward::multiline::Mode;
 use logward::source::decode::Format;
+use logward::source::{StreamConfig, StreamReader};
 
 const LINES: usize = 20_000;
 
@@ -31,7 +34,10 @@ fn corpus(format: Format) -> Vec<u8> {
 }
 
 fn decode_all(format: Format, input: &[u8]) -> usize {
-    let mut stream = StreamReader::new(format, 0, 1 << 20);
+    // Decoding alone: the multiline stage has its own bench.
+    let mut cfg = StreamConfig::new(Arc::from("bench"), format);
+    cfg.multiline = Mode::None;
+    let mut stream = StreamReader::new(&cfg, 0, Sticky::new());
     let mut records: Vec<Record> = Vec::with_capacity(1024);
     let mut src = input;
     let mut count = 0;
@@ -40,7 +46,7 @@ fn decode_all(format: Format, input: &[u8]) -> usize {
         count += records.len();
         records.clear();
         if n == 0 {
-            stream.finish(&mut records);
+            stream.finish(&mut records, None);
             return count + records.len();
         }
     }

@@ -46,11 +46,7 @@ fn workload() -> Vec<String> {
 }
 
 fn extract_all(set: &PatternSet, lines: &[String], scratch: &mut Scratch) -> usize {
-    let origin = Origin {
-        source: Arc::from("bench"),
-        path: None,
-        labels: Arc::default(),
-    };
+    let origin = Origin::new(Arc::from("bench"), None, Arc::default());
     let mut matched = 0;
     for (i, line) in lines.iter().enumerate() {
         let mut ev = Event::from_record(

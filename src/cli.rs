@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::sync::Arc;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::multiline::Mode;
 use crate::pattern::{BUNDLED, PatternSet};
 use crate::reload::SharedPatterns;
+use crate::source::StreamConfig;
 use crate::source::decode::Format;
 
 #[derive(Debug, Parser)]
@@ -106,6 +108,15 @@ struct InputArgs {
     /// Decode in this format instead of detecting it.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
+    /// Join multiline records this way instead of as the source says (`none`: every line is a record).
+    #[arg(long, value_enum)]
+    multiline: Option<MultilineArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MultilineArg {
+    Auto,
+    None,
 }
 
 #[derive(Debug, clap::Args)]
@@ -336,6 +347,19 @@ impl InputArgs {
     fn format(&self) -> Option<Format> {
         self.format.map(Format::from)
     }
+
+    /// The source's stream settings with the command line's overrides.
+    fn overrides(&self, mut cfg: StreamConfig) -> StreamConfig {
+        if let Some(f) = self.format() {
+            cfg.format = f;
+        }
+        match self.multiline {
+            Some(MultilineArg::Auto) => cfg.multiline = Mode::Auto,
+            Some(MultilineArg::None) => cfg.multiline = Mode::None,
+            None => {}
+        }
+        cfg
+    }
 }
 
 fn explain(input: &InputArgs, source: &str, line: Option<String>) -> anyhow::Result<()> {
@@ -349,16 +373,16 @@ fn explain(input: &InputArgs, source: &str, line: Option<String>) -> anyhow::Res
             s
         }
     };
-    let format = input
-        .format()
-        .or_else(|| {
-            config
-                .as_ref()
-                .and_then(|c| c.sources.iter().find(|s| &*s.name == source))
-                .map(|s| s.format)
-        })
-        .unwrap_or(Format::Auto);
-    crate::inspect::explain(&set, source, format, &text, &mut std::io::stdout().lock())
+    let cfg = input.overrides(
+        config
+            .as_ref()
+            .and_then(|c| c.sources.iter().find(|s| &*s.name == source))
+            .map_or_else(
+                || StreamConfig::new(Arc::from(source), Format::Auto),
+                |s| s.stream_config(),
+            ),
+    );
+    crate::inspect::explain(&set, &cfg, &text, &mut std::io::stdout().lock())
         .context("cannot write to stdout")
 }
 
@@ -368,7 +392,8 @@ fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     // `replay` writes whole batches of lines: no buffer of its own is needed.
     let mut out = stdout.lock();
-    match crate::replay::replay(config.as_ref(), input.format(), files, &set, &mut out) {
+    let overrides = |cfg| input.overrides(cfg);
+    match crate::replay::replay(config.as_ref(), &overrides, files, &set, &mut out) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(())

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::correlate::PathFields;
+
 /// A point in time, nanoseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(i64);
@@ -80,6 +82,24 @@ pub struct Origin {
     pub source: Arc<str>,
     pub path: Option<Arc<str>>,
     pub labels: Arc<BTreeMap<String, String>>,
+    /// What the path says about the events (run id, Kubernetes metadata).
+    pub path_fields: Arc<PathFields>,
+}
+
+impl Origin {
+    /// An origin with nothing learnt from its path.
+    pub fn new(
+        source: Arc<str>,
+        path: Option<Arc<str>>,
+        labels: Arc<BTreeMap<String, String>>,
+    ) -> Origin {
+        Origin {
+            source,
+            path,
+            labels,
+            path_fields: Arc::default(),
+        }
+    }
 }
 
 /// One record as decoded from a stream, before any extraction.
@@ -184,11 +204,7 @@ mod tests {
 
     #[test]
     fn ndjson_carries_every_key_of_the_event_shape() {
-        let origin = Origin {
-            source: "s".into(),
-            path: Some("/a.log".into()),
-            labels: Arc::default(),
-        };
+        let origin = Origin::new("s".into(), Some("/a.log".into()), Arc::default());
         let ev = Event::from_record(
             Record::text(7, "hello".into()),
             &origin,

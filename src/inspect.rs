@@ -8,10 +8,11 @@ use std::sync::Arc;
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml};
 
-use crate::event::{Event, Origin};
+use crate::correlate::Sticky;
+use crate::event::{Event, Origin, Timestamp};
 use crate::pattern::{PatternSet, Verdict};
 use crate::source::decode::Format;
-use crate::source::{BatchBuilder, StreamReader};
+use crate::source::{StreamConfig, StreamReader};
 
 /// Runs every example; prints one line per failing example and the totals.
 /// Returns (passed, failed).
@@ -87,24 +88,26 @@ fn write_junit(
 }
 
 /// Shows what each stage does to one record.
+/// The text is decoded and joined as the source `cfg` describes would: a
+/// stack trace given on stdin is one record.
 pub fn explain(
     set: &PatternSet,
-    source: &str,
-    format: Format,
+    cfg: &StreamConfig,
     text: &str,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    let origin = Origin {
-        source: Arc::from(source),
-        path: None,
-        labels: Arc::default(),
-    };
-    let mut stream = StreamReader::new(format, 0, crate::config::defaults::MAX_LINE_BYTES as usize);
-    let mut batch = BatchBuilder::new(origin, None);
+    let format = cfg.format;
+    let origin = Origin::new(cfg.source.clone(), None, Arc::default());
+    let mut stream = StreamReader::new(cfg, 0, Sticky::new());
+    let mut records = Vec::new();
     let mut input = text.as_bytes();
-    while batch.read(&mut stream, &mut input)? > 0 {}
-    batch.finish(&mut stream);
-    let events = batch.take();
+    while stream.read_chunk_upto(&mut input, &mut records, usize::MAX, Some(set))? > 0 {}
+    stream.finish(&mut records, Some(set));
+    let now = Timestamp::now();
+    let events: Vec<Event> = records
+        .into_iter()
+        .map(|r| Event::from_record(r, &origin, now))
+        .collect();
     let decided = stream.format().unwrap_or(format);
     writeln!(
         out,

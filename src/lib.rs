@@ -11,10 +11,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod correlate;
 pub mod event;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
+pub mod multiline;
 pub mod pattern;
 pub mod pipeline;
 pub mod reload;

@@ -115,9 +115,8 @@ pub async fn run(
     for source in &config.sources {
         let ctx = SourceCtx {
             name: source.name.clone(),
-            labels: source.labels.clone(),
-            format: source.format,
-            max_line_bytes: source.max_line_bytes,
+            source: Arc::new(source.clone()),
+            stream: source.stream_config(),
             tx: tx.downgrade(),
             positions: positions.clone(),
             metrics: metrics.source(&source.name),

@@ -97,7 +97,13 @@ fn watch_files(
     set: &PatternSet,
     tx: mpsc::UnboundedSender<()>,
 ) -> Option<notify::RecommendedWatcher> {
-    let mut files: HashSet<PathBuf> = set.files().iter().filter_map(|f| absolute(f)).collect();
+    // The bundled library lives in the binary: nothing on disk to watch.
+    let mut files: HashSet<PathBuf> = set
+        .files()
+        .iter()
+        .filter(|f| !f.starts_with(crate::pattern::BUNDLED))
+        .filter_map(|f| absolute(f))
+        .collect();
     files.extend(absolute(&config.path));
     let dirs: HashSet<PathBuf> = config
         .patterns

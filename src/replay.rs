@@ -6,11 +6,12 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{Config, defaults};
+use crate::config::Config;
+use crate::correlate::{PathFields, Sticky};
 use crate::event::Origin;
 use crate::reload::SharedPatterns;
 use crate::source::decode::Format;
-use crate::source::{BatchBuilder, StreamReader};
+use crate::source::{BatchBuilder, StreamConfig, StreamReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -25,7 +26,7 @@ pub enum ReplayError {
 /// Replays each file (`-` is stdin) to `out`.
 pub fn replay(
     config: Option<&Config>,
-    format: Option<Format>,
+    overrides: &dyn Fn(StreamConfig) -> StreamConfig,
     files: &[PathBuf],
     patterns: &SharedPatterns,
     out: &mut impl Write,
@@ -33,13 +34,18 @@ pub fn replay(
     let mut buf = Vec::with_capacity(1 << 20);
     for path in files {
         let source = config.and_then(|c| c.source_for_path(path));
-        let origin = Origin {
-            source: source.map_or_else(|| Arc::from("replay"), |s| s.name.clone()),
-            path: Some(Arc::from(path.to_string_lossy().as_ref())),
-            labels: source.map(|s| s.labels.clone()).unwrap_or_default(),
+        let path_str = path.to_string_lossy();
+        let (stream_cfg, origin) = match source {
+            Some(s) => (s.stream_config(), s.origin(&path_str)),
+            None => {
+                let name: Arc<str> = Arc::from("replay");
+                let mut origin =
+                    Origin::new(name.clone(), Some(Arc::from(&*path_str)), Arc::default());
+                origin.path_fields = Arc::new(PathFields::of(&path_str, None));
+                (StreamConfig::new(name, Format::Auto), origin)
+            }
         };
-        let format = format.or(source.map(|s| s.format)).unwrap_or(Format::Auto);
-        let max_line = source.map_or(defaults::MAX_LINE_BYTES as usize, |s| s.max_line_bytes);
+        let stream_cfg = overrides(stream_cfg);
         let mut input: Box<dyn Read> = if path == Path::new("-") {
             Box::new(io::stdin().lock())
         } else {
@@ -48,7 +54,7 @@ pub fn replay(
                 source,
             })?)
         };
-        let mut stream = StreamReader::new(format, 0, max_line);
+        let mut stream = StreamReader::new(&stream_cfg, 0, Sticky::new());
         let mut batch = BatchBuilder::new(origin, Some(patterns.clone()));
         loop {
             let n = batch

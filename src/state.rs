@@ -7,7 +7,7 @@
 //! longest acknowledged prefix. This module must not read files or decide
 //! identities: sources tell it what they track.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::correlate::Sticky;
 use crate::source::identity::{FileKey, Head};
 
 const POSITIONS_FILE: &str = "positions.json";
@@ -43,6 +44,9 @@ pub struct SavedFile {
     pub btime: Option<i64>,
     pub head: Head,
     pub offset: u64,
+    /// The stream's sticky context at `offset` (see `correlate`).
+    #[serde(default, skip_serializing_if = "Sticky::is_empty")]
+    pub context: Sticky,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,13 +61,15 @@ enum PositionsFile {
 }
 
 /// The range of one file that one batch covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub key: FileKey,
     /// Bumped when the file is truncated, so acknowledgements from before are ignored.
     pub generation: u32,
     pub start: u64,
     pub end: u64,
+    /// The stream's sticky context at `end`.
+    pub context: Arc<Sticky>,
 }
 
 #[derive(Debug)]
@@ -73,6 +79,8 @@ struct Tracked {
     /// Start offsets of batches sent and not yet acknowledged.
     outstanding: BTreeSet<u64>,
     acked_end: u64,
+    /// Sticky contexts at the ends of acknowledged batches past the committed offset.
+    contexts: BTreeMap<u64, Arc<Sticky>>,
     released: bool,
 }
 
@@ -170,6 +178,7 @@ impl Positions {
                 generation,
                 outstanding: BTreeSet::new(),
                 acked_end,
+                contexts: BTreeMap::new(),
                 released: false,
             },
         );
@@ -185,8 +194,10 @@ impl Positions {
         };
         t.generation += 1;
         t.outstanding.clear();
+        t.contexts.clear();
         t.acked_end = 0;
         t.saved.offset = 0;
+        t.saved.context.clear();
         t.saved.head = head;
         let generation = t.generation;
         book.dirty = true;
@@ -230,7 +241,15 @@ impl Positions {
         };
         t.outstanding.remove(&cp.start);
         t.acked_end = t.acked_end.max(cp.end);
+        t.contexts.insert(cp.end, cp.context.clone());
         t.saved.offset = t.committed();
+        let offset = t.saved.offset;
+        if let Some(context) = t.contexts.get(&offset) {
+            if **context != t.saved.context {
+                t.saved.context = (**context).clone();
+            }
+        }
+        t.contexts = t.contexts.split_off(&(offset + 1));
         let drop = t.released && t.outstanding.is_empty();
         if drop {
             book.tracked.remove(&cp.key);
@@ -317,6 +336,7 @@ mod tests {
             btime: None,
             head: Head { len: 0, hash: 0 },
             offset,
+            context: Sticky::new(),
         }
     }
 
@@ -326,6 +346,7 @@ mod tests {
             generation: g,
             start,
             end,
+            context: Arc::default(),
         }
     }
 

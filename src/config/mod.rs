@@ -20,6 +20,11 @@ use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
 
+use crate::correlate::PathFields;
+use crate::event::Origin;
+use crate::multiline::{self, Mode};
+use crate::pattern::MultilineSpec;
+use crate::source::StreamConfig;
 use crate::source::decode::Format;
 
 /// Where `run` and `check` look for the config when `-c` and `$LOGWARD_CONFIG` are absent.
@@ -51,7 +56,32 @@ pub struct Source {
     pub labels: Arc<BTreeMap<String, String>>,
     pub format: Format,
     pub max_line_bytes: usize,
+    pub multiline: Mode,
+    /// Named captures on a file's path: `ci_run_id` and fields.
+    pub ci_run_id_from_path: Option<regex::Regex>,
     pub kind: SourceKind,
+}
+
+impl Source {
+    /// How the source's streams are read.
+    pub fn stream_config(&self) -> StreamConfig {
+        StreamConfig {
+            source: self.name.clone(),
+            format: self.format,
+            max_line: self.max_line_bytes,
+            multiline: self.multiline.clone(),
+        }
+    }
+
+    /// The origin of the events of the file at `path`.
+    pub fn origin(&self, path: &str) -> Origin {
+        Origin {
+            source: self.name.clone(),
+            path: Some(Arc::from(path)),
+            labels: self.labels.clone(),
+            path_fields: Arc::new(PathFields::of(path, self.ci_run_id_from_path.as_ref())),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -150,10 +180,52 @@ struct SourceToml {
     #[serde(default)]
     labels: BTreeMap<String, Spanned<String>>,
     max_line_bytes: Option<Spanned<String>>,
+    multiline: Option<Spanned<MultilineToml>>,
+    ci_run_id_from_path: Option<Spanned<String>>,
     max_open_files: Option<Spanned<u64>>,
     poll_interval: Option<Spanned<String>>,
     rescan_interval: Option<Spanned<String>>,
     rotate_wait: Option<Spanned<String>>,
+}
+
+/// `multiline = "auto"`, `"none"`, or a rule table.
+enum MultilineToml {
+    Named(String),
+    Rule(MultilineRuleToml),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MultilineRuleToml {
+    start: Option<Spanned<String>>,
+    #[serde(rename = "continue")]
+    cont: Option<Spanned<String>>,
+    max_lines: Option<Spanned<u64>>,
+    max_bytes: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for MultilineToml {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MultilineToml;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"auto\", \"none\" or a table { start = '...' or continue = '...', max_lines, max_bytes, timeout }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MultilineToml, E> {
+                Ok(MultilineToml::Named(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<MultilineToml, A::Error> {
+                MultilineRuleToml::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(MultilineToml::Rule)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -218,13 +290,19 @@ impl Config {
             c.sources
                 .iter()
                 .map(|s| {
-                    format!("{:?}/{:?}/{}", s.name, s.format, s.max_line_bytes)
-                        + &match &s.kind {
-                            SourceKind::File(f) => {
-                                format!("{:?}/{:?}/{}", f.paths, f.start_at, f.max_open_files)
-                            }
-                            SourceKind::Stdin => "stdin".into(),
+                    format!(
+                        "{:?}/{:?}/{}/{}/{:?}",
+                        s.name,
+                        s.format,
+                        s.max_line_bytes,
+                        s.multiline.describe(),
+                        s.ci_run_id_from_path.as_ref().map(regex::Regex::as_str)
+                    ) + &match &s.kind {
+                        SourceKind::File(f) => {
+                            format!("{:?}/{:?}/{}", f.paths, f.start_at, f.max_open_files)
                         }
+                        SourceKind::Stdin => "stdin".into(),
+                    }
                 })
                 .collect::<Vec<_>>()
         };
@@ -452,6 +530,11 @@ impl Validator<'_> {
                 "write e.g. \"1MiB\"",
             ));
         }
+        let multiline = self.multiline(s.multiline.as_ref());
+        let ci_run_id_from_path = s
+            .ci_run_id_from_path
+            .as_ref()
+            .and_then(|r| self.ci_run_id_from_path(r));
         let mut labels = BTreeMap::new();
         for (k, v) in &s.labels {
             if let Some(v) = self.string(v) {
@@ -471,6 +554,7 @@ impl Validator<'_> {
                         "poll_interval",
                         "rescan_interval",
                         "rotate_wait",
+                        "ci_run_id_from_path",
                     ],
                 );
                 SourceKind::Stdin
@@ -489,8 +573,110 @@ impl Validator<'_> {
             labels: Arc::new(labels),
             format,
             max_line_bytes: max_line_bytes as usize,
+            multiline,
+            ci_run_id_from_path,
             kind,
         })
+    }
+
+    fn multiline(&mut self, m: Option<&Spanned<MultilineToml>>) -> Mode {
+        let Some(m) = m else { return Mode::Auto };
+        let rule = match m.get_ref() {
+            MultilineToml::Named(name) => match name.as_str() {
+                "auto" => return Mode::Auto,
+                "none" => return Mode::None,
+                other => {
+                    self.errors.push(self.ctx.diag(
+                        m.span(),
+                        format!("unknown multiline mode `{other}`"),
+                        "use \"auto\" (stack traces), \"none\", or a table { start = '^\\S' }",
+                    ));
+                    return Mode::Auto;
+                }
+            },
+            MultilineToml::Rule(rule) => rule,
+        };
+        let mut regex = |r: &Spanned<String>| -> Option<regex::Regex> {
+            regex::Regex::new(r.get_ref())
+                .map_err(|e| {
+                    self.errors.push(self.ctx.diag(
+                        r.span(),
+                        format!("invalid multiline regex:\n{e}\n"),
+                        "fix the regex",
+                    ))
+                })
+                .ok()
+        };
+        let (start, cont) = match (&rule.start, &rule.cont) {
+            (Some(s), None) => (regex(s), None),
+            (None, Some(c)) => (None, regex(c)),
+            _ => {
+                self.errors.push(self.ctx.diag(
+                    m.span(),
+                    "multiline needs exactly one of `start` and `continue`",
+                    "start = '^\\S' (a line that begins a record) or continue = '^\\s' (a line that continues one)",
+                ));
+                return Mode::Auto;
+            }
+        };
+        let max_lines = match &rule.max_lines {
+            Some(v) if *v.get_ref() == 0 || *v.get_ref() > 100_000 => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    "max_lines must be between 1 and 100000",
+                    "write e.g. 500",
+                ));
+                multiline::MAX_LINES
+            }
+            Some(v) => *v.get_ref() as usize,
+            None => multiline::MAX_LINES,
+        };
+        let max_bytes = self.unit(
+            "max_bytes",
+            rule.max_bytes.as_ref(),
+            multiline::MAX_BYTES,
+            units::byte_size,
+        );
+        let timeout = self.unit(
+            "timeout",
+            rule.timeout.as_ref(),
+            multiline::TIMEOUT,
+            units::duration,
+        );
+        if start.is_none() && cont.is_none() {
+            return Mode::Auto;
+        }
+        Mode::Rule(Arc::new(MultilineSpec {
+            start,
+            cont,
+            max_lines,
+            max_bytes,
+            timeout,
+        }))
+    }
+
+    fn ci_run_id_from_path(&mut self, r: &Spanned<String>) -> Option<regex::Regex> {
+        let text = self.string(r)?;
+        let re = match regex::Regex::new(&text) {
+            Ok(re) => re,
+            Err(e) => {
+                self.errors.push(self.ctx.diag(
+                    r.span(),
+                    format!("invalid ci_run_id_from_path regex:\n{e}\n"),
+                    "fix the regex",
+                ));
+                return None;
+            }
+        };
+        if !re.capture_names().flatten().any(|n| n == "ci_run_id") {
+            self.errors.push(self.ctx.diag(
+                r.span(),
+                "ci_run_id_from_path has no `ci_run_id` group",
+                "name the part of the path that is the run id, e.g. '/builds/(?P<ci_run_id>[0-9]+)/'",
+            ));
+            return None;
+        }
+        Some(re)
     }
 
     /// Keys of the shared source table that make no sense for this source type.
@@ -512,6 +698,10 @@ impl Validator<'_> {
                 s.rescan_interval.as_ref().map(|v| v.span()),
             ),
             ("rotate_wait", s.rotate_wait.as_ref().map(|v| v.span())),
+            (
+                "ci_run_id_from_path",
+                s.ci_run_id_from_path.as_ref().map(|v| v.span()),
+            ),
         ];
         for (key, span) in present {
             if let (true, Some(span)) = (keys.contains(&key), span) {
@@ -757,6 +947,64 @@ mod tests {
             .unwrap_err();
         let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![2, 3], "{err}");
+    }
+
+    #[test]
+    fn multiline_takes_a_mode_or_a_rule_and_reports_each_mistake_where_it_is() {
+        let source = |extra: &str| {
+            format!("[[source]]\nname = \"a\"\ntype = \"file\"\npaths = [\"/x/*.log\"]\n{extra}\n")
+        };
+        let c = parse(&source("multiline = \"none\"")).unwrap();
+        assert!(matches!(c.sources[0].multiline, Mode::None));
+        let c = parse(&source("multiline = { start = '^\\S', max_lines = 9 }")).unwrap();
+        let Mode::Rule(rule) = &c.sources[0].multiline else {
+            panic!("not a rule")
+        };
+        assert_eq!((rule.max_lines, rule.timeout), (9, multiline::TIMEOUT));
+        assert!(matches!(
+            parse(&source("")).unwrap().sources[0].multiline,
+            Mode::Auto
+        ));
+        for (extra, problem) in [
+            (
+                "multiline = \"sometimes\"",
+                "unknown multiline mode `sometimes`",
+            ),
+            (
+                "multiline = { start = '^\\S', continue = '^\\s' }",
+                "exactly one of `start` and `continue`",
+            ),
+            ("multiline = { start = '(' }", "invalid multiline regex"),
+            (
+                "multiline = { start = '^x', timeout = \"soon\" }",
+                "invalid `timeout`",
+            ),
+            ("multiline = { strat = '^x' }", "unknown key `strat`"),
+        ] {
+            let err = parse(&source(extra)).unwrap_err();
+            assert_eq!(err.0[0].line, 5, "{extra}: {err}");
+            assert!(err.0[0].problem.contains(problem), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn ci_run_id_from_path_must_name_the_run_id() {
+        let base = "[[source]]\nname = \"a\"\ntype = \"file\"\npaths = [\"/x/*.log\"]\n";
+        let c = parse(&format!(
+            "{base}ci_run_id_from_path = '/(?P<ci_run_id>\\d+)\\.log$'\n"
+        ))
+        .unwrap();
+        assert!(c.sources[0].ci_run_id_from_path.is_some());
+        let err = parse(&format!("{base}ci_run_id_from_path = '/(?P<job>\\d+)'\n")).unwrap_err();
+        assert!(err.0[0].problem.contains("no `ci_run_id` group"), "{err}");
+        assert!(err.0[0].fix.contains("(?P<ci_run_id>"), "{err}");
+        let err = parse("[[source]]\nname = \"s\"\ntype = \"stdin\"\nci_run_id_from_path = '(?P<ci_run_id>x)'\n").unwrap_err();
+        assert!(
+            err.0[0]
+                .problem
+                .contains("does not apply to a stdin source"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -522,11 +522,7 @@ fn parse_ts_json(v: &Value) -> Option<Timestamp> {
 }
 
 fn example_event(line: &str, source: &str) -> Event {
-    let origin = Origin {
-        source: Arc::from(source),
-        path: None,
-        labels: Arc::default(),
-    };
+    let origin = Origin::new(Arc::from(source), None, Arc::default());
     Event::from_record(
         Record::text(0, line.to_string()),
         &origin,

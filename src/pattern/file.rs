@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
@@ -15,6 +14,7 @@ use super::level;
 use super::{Context, Example, Expect, JsonRule, Matcher, MultilineSpec, Pattern, Role};
 use crate::config::{Diagnostic, FileCtx, units};
 use crate::event::Level;
+use crate::multiline;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,9 +85,6 @@ const FINGERPRINT_KEYS: [&str; 7] = [
     "ci_run_id",
     "source",
 ];
-const MULTILINE_MAX_LINES: usize = 500;
-const MULTILINE_MAX_BYTES: u64 = 1 << 20;
-const MULTILINE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Parses one pattern file. `first_index` numbers its patterns in load order.
 ///
@@ -534,18 +531,18 @@ fn multiline(
         Some(b) => units::byte_size(b.get_ref())
             .map_err(|fix| errors.push(ctx.diag(b.span(), "invalid max_bytes", fix)))
             .ok()?,
-        None => MULTILINE_MAX_BYTES,
+        None => multiline::MAX_BYTES,
     };
     let timeout = match &raw.timeout {
         Some(t) => units::duration(t.get_ref())
             .map_err(|fix| errors.push(ctx.diag(t.span(), "invalid timeout", fix)))
             .ok()?,
-        None => MULTILINE_TIMEOUT,
+        None => multiline::TIMEOUT,
     };
     Some(MultilineSpec {
         start,
         cont,
-        max_lines: raw.max_lines.unwrap_or(MULTILINE_MAX_LINES),
+        max_lines: raw.max_lines.unwrap_or(multiline::MAX_LINES),
         max_bytes,
         timeout,
     })
@@ -642,7 +639,7 @@ mod tests {
         assert_eq!(Arc::strong_count(&rule), 2);
         assert_eq!(
             (rule.max_lines, rule.max_bytes, rule.timeout),
-            (50, MULTILINE_MAX_BYTES, MULTILINE_TIMEOUT)
+            (50, multiline::MAX_BYTES, multiline::TIMEOUT)
         );
         assert!(rule.start.is_none() && rule.cont.is_some());
     }

@@ -161,6 +161,10 @@ pub struct PatternSet {
     regex_patterns: Vec<usize>,
     set: regex::RegexSet,
     json_patterns: Vec<usize>,
+    /// The regex patterns with a `multiline` rule, in evaluation order, and
+    /// their positions in `patterns`: tried on the first line of each record.
+    multiline_set: regex::RegexSet,
+    multiline_patterns: Vec<usize>,
     /// The files the set was loaded from (for reload watches).
     files: Vec<PathBuf>,
 }
@@ -173,6 +177,8 @@ impl PatternSet {
             regex_patterns: Vec::new(),
             set: regex::RegexSet::empty(),
             json_patterns: Vec::new(),
+            multiline_set: regex::RegexSet::empty(),
+            multiline_patterns: Vec::new(),
             files: Vec::new(),
         }
     }
@@ -238,15 +244,34 @@ impl PatternSet {
         let mut regex_patterns = Vec::new();
         let mut json_patterns = Vec::new();
         let mut texts = Vec::new();
+        let mut multiline_patterns = Vec::new();
+        let mut multiline_texts = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             match &p.matcher {
                 Matcher::Regex { source, .. } => {
                     regex_patterns.push(i);
                     texts.push(source.as_str());
+                    if p.multiline.is_some() {
+                        multiline_patterns.push(i);
+                        multiline_texts.push(source.as_str());
+                    }
                 }
                 Matcher::Json(_) => json_patterns.push(i),
             }
         }
+        let too_large = |e: regex::Error| {
+            Diagnostics(vec![Diagnostic {
+                file: PathBuf::from("<patterns>"),
+                line: 0,
+                col: 0,
+                problem: format!("the patterns together are too large to compile: {e}"),
+                fix: "load fewer patterns or simplify the largest regexes".into(),
+            }])
+        };
+        let multiline_set = regex::RegexSetBuilder::new(multiline_texts)
+            .size_limit(32 << 20)
+            .build()
+            .map_err(too_large)?;
         let set = regex::RegexSetBuilder::new(texts)
             .size_limit(32 << 20)
             // The set's lazy DFA cache: with a few hundred patterns the 2 MiB default
@@ -254,20 +279,14 @@ impl PatternSet {
             // as far as the input needs (a few MiB for the bundled library).
             .dfa_size_limit(SET_DFA_CACHE)
             .build()
-            .map_err(|e| {
-                Diagnostics(vec![Diagnostic {
-                    file: PathBuf::from("<patterns>"),
-                    line: 0,
-                    col: 0,
-                    problem: format!("the patterns together are too large to compile: {e}"),
-                    fix: "load fewer patterns or simplify the largest regexes".into(),
-                }])
-            })?;
+            .map_err(too_large)?;
         Ok(PatternSet {
             patterns,
             regex_patterns,
             set,
             json_patterns,
+            multiline_set,
+            multiline_patterns,
             files,
         })
     }
@@ -278,6 +297,20 @@ impl PatternSet {
 
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The `multiline` rule of the first pattern, in evaluation order, that
+    /// has one and matches `line` (the first line of a record).
+    pub fn multiline_rule(&self, line: &str, source: &str) -> Option<&Arc<MultilineSpec>> {
+        if self.multiline_patterns.is_empty() {
+            return None;
+        }
+        self.multiline_set
+            .matches(line)
+            .iter()
+            .map(|k| &self.patterns[self.multiline_patterns[k]])
+            .find(|p| p.applies_to(source))
+            .and_then(|p| p.multiline.as_ref())
     }
 
     pub fn len(&self) -> usize {

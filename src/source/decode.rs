@@ -1,10 +1,13 @@
 //! Turns raw lines into records, per stream format: `text`, `json`, `cri`,
 //! `docker`, or `auto` (decided from a stream's first lines).
 //!
+//! Empty text lines become empty records: only the multiline stage knows
+//! whether one sits inside a record (between a traceback's sections) or
+//! carries nothing (and drops it).
+//!
 //! Owns container-log reassembly (CRI `P`/`F` partials, docker json-file 16 KiB
 //! splits) and every kind of bad input: invalid UTF-8 is kept lossily and
-//! flagged, broken JSON becomes a text record with `fields.json_error`; only
-//! empty lines, which carry nothing, make no record. It must not extract
+//! flagged, broken JSON becomes a text record with `fields.json_error`. It must not extract
 //! meaning (levels, services): that is `pattern`'s.
 
 use std::str::FromStr;
@@ -118,13 +121,12 @@ impl Decoder {
     }
 
     pub fn push(&mut self, raw: RawLine<'_>, out: &mut Vec<Record>) {
-        if raw.bytes.is_empty() && !raw.truncated {
-            return;
-        }
         match self.format {
             Format::Auto | Format::Text => {
                 out.push(text_record(raw.bytes, raw.offset, raw.truncated))
             }
+            // An empty line is no JSON record; it carries nothing.
+            Format::Json if raw.bytes.is_empty() && !raw.truncated => {}
             Format::Json => out.push(json_record(raw)),
             Format::Cri => self.cri(raw, out),
             Format::Docker => self.docker(raw, out),

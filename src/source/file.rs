@@ -21,6 +21,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use super::identity::{FileKey, Head, birth_time};
 use super::{Batch, BatchBuilder, SourceCtx, StreamReader};
 use crate::config::{FileSource, StartAt};
+use crate::correlate::Sticky;
 use crate::event::Origin;
 use crate::state::{Checkpoint, SavedFile};
 
@@ -134,7 +135,15 @@ impl Tailer {
 
     /// Sleeps until a watch event, the next poll or the next scan.
     fn wait(&mut self) {
-        let deadline = self.next_poll.min(self.rescan_at);
+        let flush = self
+            .files
+            .values()
+            .filter_map(|t| t.stream.flush_due())
+            .min();
+        let deadline = self
+            .next_poll
+            .min(self.rescan_at)
+            .min(flush.unwrap_or(self.rescan_at));
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.wake.recv_timeout(timeout) {
             Ok(w) => self.on_wake(w),
@@ -242,18 +251,18 @@ impl Tailer {
                 return;
             }
         };
-        let offset = match self.ctx.positions.claim(key) {
+        let (offset, sticky) = match self.ctx.positions.claim(key) {
             Some(saved) => match still_same(&saved, &file, &meta, btime) {
-                true => saved.offset,
+                true => (saved.offset, saved.context),
                 false => {
                     tracing::info!(source = %self.ctx.name, path = %path.display(), "file was replaced or truncated while logward was stopped; reading it from the start");
-                    0
+                    (0, Sticky::new())
                 }
             },
             None if first_start && self.cfg.start_at == StartAt::End => {
-                end_of_last_line(&file, meta.len())
+                (end_of_last_line(&file, meta.len()), Sticky::new())
             }
-            None => 0,
+            None => (0, Sticky::new()),
         };
         let path_str: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
         let generation = self.ctx.positions.track(SavedFile {
@@ -263,18 +272,15 @@ impl Tailer {
             btime,
             head,
             offset,
+            context: sticky.clone(),
         });
-        let origin = Origin {
-            source: self.ctx.name.clone(),
-            path: Some(path_str),
-            labels: self.ctx.labels.clone(),
-        };
+        let origin = self.ctx.source.origin(&path_str);
         let t = Tailed {
             key,
             path,
             origin,
             file: None,
-            stream: StreamReader::new(self.ctx.format, offset, self.ctx.max_line_bytes),
+            stream: StreamReader::new(&self.ctx.stream, offset, sticky),
             head,
             generation,
             life: Life::Live,
@@ -307,6 +313,7 @@ impl Tailer {
     /// `None` when the pipeline has gone away.
     fn read_all(&mut self, poll_all: bool) -> Option<bool> {
         let written = std::mem::take(&mut self.written);
+        let now = Instant::now();
         let mut order: Vec<(bool, Instant, FileKey)> = self
             .files
             .values()
@@ -316,6 +323,7 @@ impl Tailer {
                     || t.more
                     || written.contains(&t.path)
                     || matches!(t.life, Life::Gone { .. })
+                    || t.stream.flush_due().is_some_and(|d| d <= now)
             })
             .map(|t| (t.life == Life::Live, t.last_read, t.key))
             .collect();
@@ -361,6 +369,21 @@ impl Tailer {
             // they are read at the next turn, after the checks. (After a turn cut
             // short, the read that sees the end is still due: it decides `auto`.)
             t.stream.release_memory();
+            let now = Instant::now();
+            if t.stream.flush_due().is_some_and(|d| d <= now) {
+                // The record held for a next line that has not come (the last trace of a file).
+                let mut batch =
+                    BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
+                let start = t.stream.ack_offset();
+                batch.flush_expired(&mut t.stream, now);
+                send(
+                    &self.ctx,
+                    (t.key, t.generation),
+                    &t.stream,
+                    &mut batch,
+                    start,
+                )?;
+            }
             return Ok(0);
         }
         let Some(file) = t.file.as_mut() else {
@@ -547,11 +570,12 @@ fn send(
     if end <= start && events.is_empty() {
         return Ok(start);
     }
-    let checkpoint = (end > start).then_some(Checkpoint {
+    let checkpoint = (end > start).then(|| Checkpoint {
         key,
         generation,
         start,
         end,
+        context: stream.sticky().clone(),
     });
     if !ctx.send(Batch { events, checkpoint }) {
         return Err(ReadError::PipelineClosed);
@@ -570,7 +594,7 @@ fn restart_truncated(t: &mut Tailed, ctx: &SourceCtx) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     t.head = Head::read(file)?;
     t.generation = ctx.positions.restart(t.key, t.head);
-    t.stream = StreamReader::new(ctx.format, 0, ctx.max_line_bytes);
+    t.stream = StreamReader::new(&ctx.stream, 0, Sticky::new());
     Ok(())
 }
 

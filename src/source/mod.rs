@@ -15,12 +15,15 @@ pub mod stdin;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::correlate::{Correlator, Sticky};
 use crate::event::{Event, Origin, Record, Timestamp};
 use crate::metrics::SourceMetrics;
-use crate::pattern::Scratch;
+use crate::multiline::{Joiners, Mode, Rules};
+use crate::pattern::{PatternSet, Scratch};
 use crate::reload::SharedPatterns;
 use crate::state::{Checkpoint, Positions};
 use decode::{Decoder, Format};
@@ -41,13 +44,33 @@ pub struct Batch {
     pub checkpoint: Option<Checkpoint>,
 }
 
+/// How a source turns bytes into records: the same for all its streams.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub source: Arc<str>,
+    pub format: Format,
+    pub max_line: usize,
+    pub multiline: Mode,
+}
+
+impl StreamConfig {
+    /// A stream read with the defaults of a source with no settings.
+    pub fn new(source: Arc<str>, format: Format) -> StreamConfig {
+        StreamConfig {
+            source,
+            format,
+            max_line: crate::config::defaults::MAX_LINE_BYTES as usize,
+            multiline: Mode::Auto,
+        }
+    }
+}
+
 /// What every source shares: where to send, what to count, when to stop.
 #[derive(Clone)]
 pub struct SourceCtx {
     pub name: Arc<str>,
-    pub labels: Arc<std::collections::BTreeMap<String, String>>,
-    pub format: Format,
-    pub max_line_bytes: usize,
+    pub source: Arc<crate::config::Source>,
+    pub stream: StreamConfig,
     /// Weak, so that a source blocked on input (stdin) does not keep the
     /// pipeline open at shutdown; the pipeline holds the strong sender.
     pub tx: mpsc::WeakSender<Batch>,
@@ -74,13 +97,20 @@ impl SourceCtx {
     }
 }
 
-/// Lines to records for one stream: line splitting, format detection, decoding.
+/// The state of one stream: line splitting, format detection, decoding,
+/// multiline joining and the stream's correlation.
 #[derive(Debug)]
 pub struct StreamReader {
     lines: LineReader,
     /// `None` while an `auto` stream has not shown enough lines to decide.
     decoder: Option<Decoder>,
     max_line: usize,
+    source: Arc<str>,
+    multiline: Mode,
+    joiners: Joiners,
+    /// Decoded records on their way to the joiners.
+    decoded: Vec<Record>,
+    correlator: Correlator,
     /// Complete lines wait in the buffer because the last call filled a batch:
     /// they go out before anything more is read.
     held: bool,
@@ -91,12 +121,19 @@ pub struct StreamReader {
 }
 
 impl StreamReader {
-    pub fn new(format: Format, offset: u64, max_line: usize) -> StreamReader {
+    /// A stream read from `offset`, resuming the sticky context saved there.
+    pub fn new(cfg: &StreamConfig, offset: u64, sticky: Sticky) -> StreamReader {
+        let (format, max_line) = (cfg.format, cfg.max_line);
         let decoder = (format != Format::Auto).then(|| Decoder::new(format, max_line));
         StreamReader {
             lines: LineReader::new(offset, max_line),
             decoder,
             max_line,
+            source: cfg.source.clone(),
+            multiline: cfg.multiline.clone(),
+            joiners: Joiners::default(),
+            decoded: Vec::new(),
+            correlator: Correlator::resume(sticky),
             held: false,
             unreported: 0,
             lines_read: 0,
@@ -108,10 +145,28 @@ impl StreamReader {
     /// first record not yet handed out.
     pub fn ack_offset(&self) -> u64 {
         let lines = self.lines.pending_offset();
-        self.decoder
-            .as_ref()
-            .and_then(Decoder::pending_offset)
-            .map_or(lines, |d| d.min(lines))
+        [
+            self.decoder.as_ref().and_then(Decoder::pending_offset),
+            self.joiners.pending_offset(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(lines, u64::min)
+    }
+
+    /// The sticky context as of the records handed out.
+    pub fn sticky(&self) -> &Arc<Sticky> {
+        self.correlator.sticky()
+    }
+
+    /// When a record held by the joiners times out, if one is held.
+    pub fn flush_due(&self) -> Option<Instant> {
+        self.joiners.due()
+    }
+
+    /// Hands out the records held past their timeout.
+    pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Record>) {
+        self.joiners.flush_expired(now, out);
     }
 
     pub fn read_offset(&self) -> u64 {
@@ -136,7 +191,7 @@ impl StreamReader {
 
     /// Reads once and decodes every complete line. Returns the bytes read (0 at EOF).
     pub fn read_chunk(&mut self, r: &mut impl Read, out: &mut Vec<Record>) -> io::Result<usize> {
-        self.read_chunk_upto(r, out, usize::MAX)
+        self.read_chunk_upto(r, out, usize::MAX, None)
     }
 
     /// Decodes complete lines into about `limit` records (at least
@@ -153,11 +208,16 @@ impl StreamReader {
         r: &mut impl Read,
         out: &mut Vec<Record>,
         limit: usize,
+        patterns: Option<&PatternSet>,
     ) -> io::Result<usize> {
         let n = if self.held { 0 } else { self.lines.fill(r)? };
         self.unreported += n;
         let at_eof = !self.held && n == 0;
-        let full = self.decode_complete(out, at_eof, limit.max(DETECT_LINES));
+        let now = Instant::now();
+        let full = self.decode_complete(out, at_eof, limit.max(DETECT_LINES), patterns, now);
+        if at_eof {
+            self.joiners.flush_expired(now, out);
+        }
         self.held = full && self.lines.has_lines(1);
         let waiting = if self.held {
             let bytes = self.lines.read_offset() - self.lines.pending_offset();
@@ -174,9 +234,16 @@ impl StreamReader {
         Ok(taken)
     }
 
-    /// Decodes complete lines until `limit` records are out. Returns whether
-    /// it stopped at the limit.
-    fn decode_complete(&mut self, out: &mut Vec<Record>, at_eof: bool, limit: usize) -> bool {
+    /// Decodes and joins complete lines until `limit` records are out.
+    /// Returns whether it stopped at the limit.
+    fn decode_complete(
+        &mut self,
+        out: &mut Vec<Record>,
+        at_eof: bool,
+        limit: usize,
+        patterns: Option<&PatternSet>,
+        now: Instant,
+    ) -> bool {
         if self.decoder.is_none() {
             let enough = self.lines.has_lines(DETECT_LINES)
                 || (at_eof && self.lines.has_lines(1))
@@ -189,6 +256,11 @@ impl StreamReader {
         let Some(decoder) = self.decoder.as_mut() else {
             return false;
         };
+        let rules = Rules {
+            mode: &self.multiline,
+            patterns,
+            source: &self.source,
+        };
         let stop_at = out.len().saturating_add(limit);
         while out.len() < stop_at {
             let Some(line) = self.lines.next_line() else {
@@ -196,7 +268,10 @@ impl StreamReader {
             };
             self.lines_read += 1;
             self.truncated += u64::from(line.truncated);
-            decoder.push(line, out);
+            decoder.push(line, &mut self.decoded);
+            for rec in self.decoded.drain(..) {
+                self.joiners.push(rec, now, rules, out);
+            }
         }
         true
     }
@@ -204,11 +279,16 @@ impl StreamReader {
     /// The input has nothing more for now (a pipe whose writer is quiet): an
     /// `auto` stream decides its format from the complete lines it has, as at
     /// the end of the input, instead of holding them until more arrive.
-    pub fn caught_up(&mut self, out: &mut Vec<Record>, limit: usize) {
+    pub fn caught_up(
+        &mut self,
+        out: &mut Vec<Record>,
+        limit: usize,
+        patterns: Option<&PatternSet>,
+    ) {
         if self.decoder.is_none() && !self.held && self.lines.has_lines(1) {
             self.decide();
             // Lines beyond the limit go out with the next read.
-            self.decode_complete(out, true, limit.max(1));
+            self.decode_complete(out, true, limit.max(1), patterns, Instant::now());
         }
     }
 
@@ -219,11 +299,12 @@ impl StreamReader {
     }
 
     /// The stream will not grow: decode the rest, including an unterminated last line.
-    pub fn finish(&mut self, out: &mut Vec<Record>) {
+    pub fn finish(&mut self, out: &mut Vec<Record>, patterns: Option<&PatternSet>) {
         if self.decoder.is_none() {
             self.decide();
         }
-        self.decode_complete(out, true, usize::MAX);
+        let now = Instant::now();
+        self.decode_complete(out, true, usize::MAX, patterns, now);
         self.held = false;
         let Some(decoder) = self.decoder.as_mut() else {
             return;
@@ -231,9 +312,18 @@ impl StreamReader {
         if let Some(line) = self.lines.take_rest() {
             self.lines_read += 1;
             self.truncated += u64::from(line.truncated);
-            decoder.push(line, out);
+            decoder.push(line, &mut self.decoded);
         }
-        decoder.finish(out);
+        decoder.finish(&mut self.decoded);
+        let rules = Rules {
+            mode: &self.multiline,
+            patterns,
+            source: &self.source,
+        };
+        for rec in self.decoded.drain(..) {
+            self.joiners.push(rec, now, rules, out);
+        }
+        self.joiners.finish(out);
     }
 }
 
@@ -265,42 +355,53 @@ impl BatchBuilder {
     /// the end of the input.
     pub fn read(&mut self, stream: &mut StreamReader, r: &mut impl Read) -> io::Result<usize> {
         let room = BATCH_EVENTS.saturating_sub(self.events.len());
-        let n = stream.read_chunk_upto(r, &mut self.records, room)?;
+        // One set for the whole read: a reload swaps sets between reads, never within.
+        let set = self.pattern_set();
+        let n = stream.read_chunk_upto(r, &mut self.records, room, set.as_deref())?;
         self.bytes += n;
-        self.take_records();
+        self.take_records(stream, set.as_deref());
         Ok(n)
     }
 
     pub fn finish(&mut self, stream: &mut StreamReader) {
-        stream.finish(&mut self.records);
-        self.take_records();
+        let set = self.pattern_set();
+        stream.finish(&mut self.records, set.as_deref());
+        self.take_records(stream, set.as_deref());
     }
 
     /// See [`StreamReader::caught_up`].
     pub fn caught_up(&mut self, stream: &mut StreamReader) {
         let room = BATCH_EVENTS.saturating_sub(self.events.len());
-        stream.caught_up(&mut self.records, room);
-        self.take_records();
+        let set = self.pattern_set();
+        stream.caught_up(&mut self.records, room, set.as_deref());
+        self.take_records(stream, set.as_deref());
     }
 
-    fn take_records(&mut self) {
+    /// Takes the records held past their multiline timeout.
+    pub fn flush_expired(&mut self, stream: &mut StreamReader, now: Instant) {
+        stream.flush_expired(now, &mut self.records);
+        let set = self.pattern_set();
+        self.take_records(stream, set.as_deref());
+    }
+
+    fn pattern_set(&self) -> Option<Arc<PatternSet>> {
+        self.patterns.as_ref().map(|p| p.load_full())
+    }
+
+    fn take_records(&mut self, stream: &mut StreamReader, set: Option<&PatternSet>) {
         if self.records.is_empty() {
             return;
         }
         let now = Timestamp::now();
-        // One set for the whole read: a reload swaps sets between reads, never within.
         // With no pattern loaded there is no extract stage: events stay as decoded.
-        let set = self
-            .patterns
-            .as_ref()
-            .map(|p| p.load())
-            .filter(|s| !s.is_empty());
+        let set = set.filter(|s| !s.is_empty());
         self.events.reserve(self.records.len());
         for r in self.records.drain(..) {
             let mut ev = Event::from_record(r, &self.origin, now);
-            if let Some(set) = &set {
-                set.apply(&mut ev, &mut self.scratch);
-            }
+            let winner = set.and_then(|set| set.apply(&mut ev, &mut self.scratch));
+            stream
+                .correlator
+                .apply(&mut ev, &self.origin.path_fields, winner);
             self.events.push(ev);
         }
     }
@@ -321,11 +422,7 @@ mod tests {
     use super::*;
 
     fn origin() -> Origin {
-        Origin {
-            source: Arc::from("t"),
-            path: None,
-            labels: Arc::default(),
-        }
+        Origin::new(Arc::from("t"), None, Arc::default())
     }
 
     /// Hands out its pieces one read at a time, as a pipe would.
@@ -360,7 +457,13 @@ mod tests {
                 .map(|w| input[w[0]..w[1]].to_vec())
                 .collect(),
         );
-        let mut stream = StreamReader::new(Format::Text, 0, 1 << 20);
+        let cfg = StreamConfig {
+            source: Arc::from("t"),
+            format: Format::Text,
+            max_line: 1 << 20,
+            multiline: Mode::None,
+        };
+        let mut stream = StreamReader::new(&cfg, 0, Sticky::new());
         let mut batch = BatchBuilder::new(origin(), None);
         let (mut taken, mut lines) = (0, Vec::new());
         loop {

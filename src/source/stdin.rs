@@ -4,24 +4,37 @@
 //! rather than wait for more lines). It keeps no positions: a pipe cannot be
 //! re-read.
 
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{Batch, BatchBuilder, SourceCtx, StreamReader};
-use crate::event::Origin;
+use crate::correlate::Sticky;
 
 /// Reads stdin to its end. Returns when stdin closes or the agent stops.
 pub fn run(ctx: SourceCtx) {
-    let origin = Origin {
-        source: ctx.name.clone(),
-        path: Some(Arc::from("-")),
-        labels: ctx.labels.clone(),
-    };
-    let mut stream = StreamReader::new(ctx.format, 0, ctx.max_line_bytes);
+    let origin = ctx.source.origin("-");
+    let mut stream = StreamReader::new(&ctx.stream, 0, Sticky::new());
     let mut batch = BatchBuilder::new(origin, Some(ctx.patterns.clone()));
     let mut stdin = std::io::stdin().lock();
     loop {
         if ctx.stopping() {
             return;
+        }
+        if let Some(due) = stream.flush_due() {
+            // A record is held for a next line: wait for input no longer than its timeout.
+            let now = Instant::now();
+            if !readable_within(due.saturating_duration_since(now)) {
+                batch.flush_expired(&mut stream, Instant::now());
+                let events = batch.take();
+                if !events.is_empty()
+                    && !ctx.send(Batch {
+                        events,
+                        checkpoint: None,
+                    })
+                {
+                    return;
+                }
+                continue;
+            }
         }
         let n = match batch.read(&mut stream, &mut stdin) {
             Ok(n) => n,
@@ -59,12 +72,19 @@ pub fn run(ctx: SourceCtx) {
 /// is quiet, `true` for a file (always readable) and when unsure. (Reads go
 /// around `StdinLock`'s own buffer, being larger than it, so it is always empty.)
 fn more_waiting() -> bool {
+    readable_within(Duration::ZERO)
+}
+
+/// Whether stdin becomes readable (or at its end, or in error) within `wait`.
+fn readable_within(wait: Duration) -> bool {
     let mut fd = libc::pollfd {
         fd: libc::STDIN_FILENO,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: poll(2) on one valid pollfd that lives across the call, without waiting.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    // Rounded up: a wait of a fraction of a millisecond must not spin.
+    let ms = libc::c_int::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll(2) on one valid pollfd that lives across the call.
+    let ready = unsafe { libc::poll(&mut fd, 1, ms) };
     ready != 0
 }
