@@ -72,6 +72,9 @@ fn replay(log: &Path) -> Vec<Value> {
             "patterns",
             "--format",
             "text",
+            // The corpora are samples of lines, one per pattern: none is part of another.
+            "--multiline",
+            "none",
             &log.to_string_lossy(),
         ],
         &[],
