@@ -19,6 +19,7 @@ pub mod pattern;
 pub mod pipeline;
 pub mod reload;
 pub mod replay;
+pub mod route;
 pub mod ship;
 pub mod source;
 pub mod state;
