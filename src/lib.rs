@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod escalation;
 pub mod event;
 pub mod http;
 pub mod inspect;
