@@ -24,3 +24,4 @@ pub mod route;
 pub mod ship;
 pub mod source;
 pub mod state;
+pub mod window;
