@@ -53,8 +53,19 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Read back from RFC 3339, as written: persisted state (window snapshots) holds timestamps.
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
+    }
+}
+
 /// A normalized severity, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Trace,
@@ -73,6 +84,15 @@ pub struct Fingerprint(pub u64);
 impl Serialize for Fingerprint {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&format_args!("{:016x}", self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fingerprint, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        u64::from_str_radix(&text, 16)
+            .map(Fingerprint)
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a hex fingerprint")))
     }
 }
 
@@ -101,6 +121,7 @@ impl Origin {
         }
     }
 }
+
 
 /// One record as decoded from a stream, before any extraction.
 #[derive(Debug, Clone, PartialEq)]
@@ -227,6 +248,15 @@ mod tests {
             serde_json::to_string(&Fingerprint(0xAB)).unwrap(),
             "\"00000000000000ab\""
         );
+    }
+
+    #[test]
+    fn timestamp_level_and_fingerprint_read_back_what_they_write() {
+        let t = Timestamp(1_700_000_000_123_456_789);
+        let text = serde_json::to_string(&(t, Level::Warn, Fingerprint(0xAB))).unwrap();
+        let back: (Timestamp, Level, Fingerprint) = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, (t, Level::Warn, Fingerprint(0xAB)));
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
     }
 
     #[test]

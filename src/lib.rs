@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod escalation;
 pub mod event;
 pub mod http;
 pub mod inspect;
@@ -21,6 +22,8 @@ pub mod pattern;
 pub mod pipeline;
 pub mod reload;
 pub mod replay;
+pub mod route;
 pub mod ship;
 pub mod source;
 pub mod state;
+pub mod window;
