@@ -393,7 +393,15 @@ fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
     // `replay` writes whole batches of lines: no buffer of its own is needed.
     let mut out = stdout.lock();
     let overrides = |cfg| input.overrides(cfg);
-    match crate::replay::replay(config.as_ref(), &overrides, files, &set, &mut out) {
+    let mut escalations = std::io::stderr().lock();
+    match crate::replay::replay(
+        config.as_ref(),
+        &overrides,
+        files,
+        &set,
+        &mut out,
+        &mut escalations,
+    ) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             Ok(())

@@ -186,6 +186,18 @@ pub struct Event {
     pub labels: Arc<BTreeMap<String, String>>,
     #[serde(skip)]
     pub json: Option<Map<String, Value>>,
+    /// Set when the event matched routes: they decide in the windows.
+    #[serde(skip)]
+    pub routed: Option<Box<Routed>>,
+}
+
+/// What an event that matched routes carries from its stream to the windows.
+#[derive(Debug, Clone, Default)]
+pub struct Routed {
+    /// Indices of the matching routes, in config order.
+    pub routes: Vec<usize>,
+    /// The lines before the event in its stream, oldest first.
+    pub context: Vec<String>,
 }
 
 impl Event {
@@ -208,6 +220,7 @@ impl Event {
             fields: record.fields,
             labels: origin.labels.clone(),
             json: record.json,
+            routed: None,
         }
     }
 

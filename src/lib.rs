@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod escalate;
 pub mod escalation;
 pub mod event;
 pub mod http;

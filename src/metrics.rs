@@ -38,6 +38,55 @@ pub struct Metrics {
     output_events: Family<OutputLabel, Counter>,
     output_errors: Family<OutputLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
+    escalations: Family<EscalationLabel, Counter>,
+    suppressed: Family<SuppressedLabel, Counter>,
+    fingerprints_active: Gauge,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EscalationLabel {
+    pub route: String,
+    pub receiver: String,
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SuppressedLabel {
+    pub route: String,
+    pub reason: &'static str,
+}
+
+/// The handles the escalation driver updates.
+#[derive(Debug, Clone)]
+pub struct EscalationMetrics {
+    escalations: Family<EscalationLabel, Counter>,
+    suppressed: Family<SuppressedLabel, Counter>,
+    active: Gauge,
+}
+
+impl EscalationMetrics {
+    pub fn escalation(&self, route: &str, receiver: &str, kind: &'static str) {
+        self.escalations
+            .get_or_create(&EscalationLabel {
+                route: route.to_string(),
+                receiver: receiver.to_string(),
+                kind,
+            })
+            .inc();
+    }
+
+    pub fn suppressed(&self, route: &str, reason: &'static str, n: u64) {
+        self.suppressed
+            .get_or_create(&SuppressedLabel {
+                route: route.to_string(),
+                reason,
+            })
+            .inc_by(n);
+    }
+
+    pub fn active(&self, groups: usize) {
+        self.active.set(i64::try_from(groups).unwrap_or(i64::MAX));
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -90,6 +139,9 @@ impl Metrics {
             output_events: Family::default(),
             output_errors: Family::default(),
             config_reloads: Family::default(),
+            escalations: Family::default(),
+            suppressed: Family::default(),
+            fingerprints_active: Gauge::default(),
             registry,
         };
         let r = &mut m.registry;
@@ -99,6 +151,21 @@ impl Metrics {
             m.lines_read.clone(),
         );
         r.register("bytes_read", "Bytes read by a source", m.bytes_read.clone());
+        r.register(
+            "escalations",
+            "Escalations handed to a receiver, by route and kind (first, repeat, summary)",
+            m.escalations.clone(),
+        );
+        r.register(
+            "suppressed",
+            "Routed events not notified on their own, by route and reason",
+            m.suppressed.clone(),
+        );
+        r.register(
+            "fingerprints_active",
+            "Live groups in the routes' windows",
+            m.fingerprints_active.clone(),
+        );
         r.register(
             "lines_truncated",
             "Lines longer than max_line_bytes, cut and flagged",
@@ -152,6 +219,14 @@ impl Metrics {
     }
 
     /// Counts a reload attempt.
+    pub fn escalation(&self) -> EscalationMetrics {
+        EscalationMetrics {
+            escalations: self.escalations.clone(),
+            suppressed: self.suppressed.clone(),
+            active: self.fingerprints_active.clone(),
+        }
+    }
+
     pub fn reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.config_reloads

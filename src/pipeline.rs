@@ -14,12 +14,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, SourceKind};
+use crate::escalate::{EscalateError, WindowsHandle};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, OutputMetrics};
 use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
 use crate::source::file::{Tailer, Wake};
-use crate::source::{Batch, SourceCtx, stdin};
+use crate::source::{Batch, SourceCtx, StreamConfig, stdin};
 use crate::state::{Positions, StateError};
 
 /// Batches in flight between sources and delivery: with batches of at most
@@ -40,8 +41,10 @@ pub enum RunError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot start a source thread: {0}")]
+    #[error("cannot start a thread: {0}")]
     Spawn(std::io::Error),
+    #[error(transparent)]
+    Escalate(#[from] EscalateError),
     #[error(
         "shutdown did not finish within shutdown_timeout ({0:?}); undelivered lines keep their old positions and are read again at the next start"
     )]
@@ -111,17 +114,36 @@ pub async fn run(
     if config.sources.is_empty() {
         health.ready.store(true, Ordering::Release);
     }
+    let context_lines = config
+        .routes
+        .iter()
+        .map(|r| r.context_lines)
+        .max()
+        .unwrap_or(0);
+    let escalation = match config.routes.is_empty() {
+        true => None,
+        false => Some(crate::escalate::Running::start(
+            config.routes.clone(),
+            &config.state_dir,
+            metrics.escalation(),
+            notifier(&config.receivers),
+        )?),
+    };
     let mut wakers = Vec::new();
     for source in &config.sources {
         let ctx = SourceCtx {
             name: source.name.clone(),
             source: Arc::new(source.clone()),
-            stream: source.stream_config(),
+            stream: StreamConfig {
+                context_lines,
+                ..source.stream_config()
+            },
             tx: tx.downgrade(),
             positions: positions.clone(),
             metrics: metrics.source(&source.name),
             stop: stop.clone(),
             patterns: patterns.clone(),
+            routes: config.routes.clone(),
         };
         let done = done_tx.clone();
         let ready = mark_ready.clone();
@@ -149,15 +171,17 @@ pub async fn run(
     let delivery = {
         let positions = positions.clone();
         let out_metrics = metrics.output("file");
+        let windows = escalation.as_ref().map(crate::escalate::Running::handle);
         thread::Builder::new()
             .name("delivery".into())
-            .spawn(move || deliver(rx, output, &positions, &out_metrics))
+            .spawn(move || deliver(rx, output, windows, &positions, &out_metrics))
             .map_err(RunError::Spawn)?
     };
     let checkpointer = tokio::spawn(checkpoint_loop(
         positions.clone(),
         config.checkpoint_interval,
         output_sync,
+        escalation.as_ref().map(crate::escalate::Running::handle),
     ));
     let reloader = tokio::spawn(crate::reload::run(
         config.clone(),
@@ -195,6 +219,9 @@ pub async fn run(
     )
     .await;
     checkpointer.abort();
+    if let Some(e) = escalation {
+        let _ = tokio::task::spawn_blocking(move || e.stop()).await;
+    }
     let saved = tokio::task::spawn_blocking(move || positions.persist()).await;
     if let Ok(Err(e)) = saved {
         tracing::error!(error = %e, "cannot write positions at shutdown; lines since the last checkpoint will be read again");
@@ -210,16 +237,23 @@ pub async fn run(
     }
 }
 
-/// Writes every batch to the outputs and acknowledges it. Ends when the channel closes.
+/// Writes every batch to the outputs, lets the windows observe its routed
+/// events, and acknowledges it. Ends when the channel closes.
 fn deliver(
     mut rx: mpsc::Receiver<Batch>,
     mut output: Option<FileOutput>,
+    windows: Option<WindowsHandle>,
     positions: &Positions,
     metrics: &OutputMetrics,
 ) {
     while let Some(batch) = rx.blocking_recv() {
         if let Some(out) = output.as_mut() {
             write_with_retry(out, &batch, metrics);
+        }
+        if let Some(w) = &windows {
+            // Before the acknowledgement: a position saved past an event means
+            // the windows have counted it (their state is saved first).
+            w.observe(&batch.events);
         }
         if let Some(cp) = &batch.checkpoint {
             positions.ack(cp);
@@ -252,12 +286,14 @@ fn write_with_retry(out: &mut FileOutput, batch: &Batch, metrics: &OutputMetrics
     }
 }
 
-/// Saves positions every interval, syncing the output first so that a saved
-/// position never runs ahead of what is on disk (power loss, not just `kill -9`).
+/// Saves positions every interval, syncing the output and saving the window
+/// state first so that a saved position never runs ahead of what is on disk
+/// (power loss, not just `kill -9`).
 async fn checkpoint_loop(
     positions: Positions,
     every: Duration,
     output: Option<Arc<std::fs::File>>,
+    windows: Option<WindowsHandle>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -265,11 +301,39 @@ async fn checkpoint_loop(
         tick.tick().await;
         let p = positions.clone();
         let out = output.clone();
+        let w = windows.clone();
         let saved = tokio::task::spawn_blocking(move || {
-            p.persist_after(|| out.as_ref().map_or(Ok(()), |f| f.sync_data()))
+            p.persist_after(|| {
+                out.as_ref().map_or(Ok(()), |f| f.sync_data())?;
+                w.as_ref().map_or(Ok(()), WindowsHandle::save)
+            })
         });
         if let Ok(Err(e)) = saved.await {
             tracing::error!(error = %e, "cannot write positions; will retry");
+        }
+    }
+}
+
+/// Sends each escalation to its receiver.
+fn notifier(
+    receivers: &std::collections::BTreeMap<String, crate::config::Receiver>,
+) -> impl FnMut(&crate::escalation::Escalation, &WindowsHandle) + Send + 'static {
+    let receivers = receivers.clone();
+    move |esc, _| {
+        use std::io::Write;
+        match receivers.get(&*esc.receiver) {
+            Some(crate::config::Receiver::Console) | None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", esc.render_text());
+                let _ = out.flush();
+            }
+            Some(crate::config::Receiver::File { path }) => {
+                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                    let mut line = serde_json::to_vec(esc).unwrap_or_default();
+                    line.push(b'\n');
+                    let _ = f.write_all(&line);
+                }
+            }
         }
     }
 }

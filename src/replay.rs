@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::escalate::Escalator;
+use crate::escalation::Escalation;
+use crate::route::Route;
 use crate::correlate::{PathFields, Sticky};
 use crate::event::Origin;
 use crate::reload::SharedPatterns;
@@ -23,15 +26,21 @@ pub enum ReplayError {
     Write(io::Error),
 }
 
-/// Replays each file (`-` is stdin) to `out`.
+/// Replays each file (`-` is stdin) to `out`, and the escalations the
+/// config's routes would have made, on the events' own time, to `escalations`.
 pub fn replay(
     config: Option<&Config>,
     overrides: &dyn Fn(StreamConfig) -> StreamConfig,
     files: &[PathBuf],
     patterns: &SharedPatterns,
     out: &mut impl Write,
+    escalations: &mut impl Write,
 ) -> Result<(), ReplayError> {
     let mut buf = Vec::with_capacity(1 << 20);
+    let routes: Arc<[Route]> = config.map_or_else(|| Arc::from([]), |c| c.routes.clone());
+    let context_lines = routes.iter().map(|r| r.context_lines).max().unwrap_or(0);
+    let mut windows = Escalator::in_memory(routes.clone());
+    let mut decided: Vec<Escalation> = Vec::new();
     for path in files {
         let source = config.and_then(|c| c.source_for_path(path));
         let path_str = path.to_string_lossy();
@@ -45,7 +54,10 @@ pub fn replay(
                 (StreamConfig::new(name, Format::Auto), origin)
             }
         };
-        let stream_cfg = overrides(stream_cfg);
+        let stream_cfg = overrides(StreamConfig {
+            context_lines,
+            ..stream_cfg
+        });
         let mut input: Box<dyn Read> = if path == Path::new("-") {
             Box::new(io::stdin().lock())
         } else {
@@ -55,7 +67,8 @@ pub fn replay(
             })?)
         };
         let mut stream = StreamReader::new(&stream_cfg, 0, Sticky::new());
-        let mut batch = BatchBuilder::new(origin, Some(patterns.clone()));
+        let mut batch =
+            BatchBuilder::new(origin, Some(patterns.clone())).with_routes(routes.clone());
         loop {
             let n = batch
                 .read(&mut stream, &mut input)
@@ -67,14 +80,33 @@ pub fn replay(
                 batch.finish(&mut stream);
             }
             buf.clear();
-            for e in batch.take() {
+            let events = batch.take();
+            for e in &events {
                 e.write_ndjson(&mut buf);
             }
             out.write_all(&buf).map_err(ReplayError::Write)?;
+            windows.observe(&events, None, &mut |e| decided.push(e));
+            write_escalations(escalations, &mut decided)?;
             if n == 0 {
                 break;
             }
         }
     }
+    windows.finish(&mut |e| decided.push(e));
+    write_escalations(escalations, &mut decided)?;
     out.flush().map_err(ReplayError::Write)
+}
+
+/// Writes the escalations decided so far as NDJSON (SPEC §5).
+fn write_escalations(to: &mut impl Write, decided: &mut Vec<Escalation>) -> Result<(), ReplayError> {
+    if decided.is_empty() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
+    for esc in decided.drain(..) {
+        // Serializing plain data into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut buf, &esc);
+        buf.push(b'\n');
+    }
+    to.write_all(&buf).map_err(ReplayError::Write)
 }

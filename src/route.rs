@@ -32,6 +32,8 @@ pub const DEFAULT_GROUP_WAIT: Duration = Duration::ZERO;
 pub const DEFAULT_MAX_GROUPS: usize = 10_000;
 /// `group_by` when the route does not say.
 pub const DEFAULT_GROUP_BY: &str = "fingerprint";
+/// Preceding lines of the same stream in an escalation's `context`.
+pub const DEFAULT_CONTEXT_LINES: usize = 10;
 
 /// One `[[route]]`, validated.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Route {
     /// `continue = true`: matching goes on to the next routes.
     pub continue_: bool,
     pub inhibit: Vec<Inhibit>,
+    /// How many preceding lines of the stream an escalation carries as `context`.
+    pub context_lines: usize,
 }
 
 impl Route {
@@ -68,6 +72,7 @@ impl Route {
             max_groups: DEFAULT_MAX_GROUPS,
             continue_: false,
             inhibit: Vec::new(),
+            context_lines: DEFAULT_CONTEXT_LINES,
         }
     }
 

@@ -21,6 +21,8 @@ use serde::de::IntoDeserializer;
 use toml::Spanned;
 
 use crate::correlate::PathFields;
+use crate::escalation::Sample;
+use crate::route::{Inhibit, Matcher, Route};
 use crate::event::Origin;
 use crate::multiline::{self, Mode};
 use crate::pattern::MultilineSpec;
@@ -42,6 +44,8 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub output_file: Option<FileOutput>,
     pub receivers: BTreeMap<String, Receiver>,
+    /// In the order written: the first that matches an event wins unless it says `continue`.
+    pub routes: Arc<[Route]>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +74,7 @@ impl Source {
             format: self.format,
             max_line: self.max_line_bytes,
             multiline: self.multiline.clone(),
+            context_lines: 0,
         }
     }
 
@@ -152,6 +157,9 @@ struct ConfigToml {
     /// Never present after `split_sources`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
     _source: Option<toml::Value>,
+    /// Never present after `split_sources`, as `source`.
+    #[serde(default, rename = "route")]
+    _route: Option<toml::Value>,
     output: Option<OutputToml>,
     #[serde(default)]
     receiver: BTreeMap<String, Spanned<ReceiverToml>>,
@@ -230,6 +238,27 @@ impl<'de> Deserialize<'de> for MultilineToml {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RouteToml {
+    name: Spanned<String>,
+    #[serde(rename = "match")]
+    matcher: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    receivers: Vec<Spanned<String>>,
+    group_by: Option<Spanned<Vec<String>>>,
+    window: Option<Spanned<String>>,
+    threshold: Option<Spanned<u64>>,
+    repeat_interval: Option<Spanned<String>>,
+    group_wait: Option<Spanned<String>>,
+    max_groups: Option<Spanned<u64>>,
+    #[serde(default, rename = "continue")]
+    cont: bool,
+    #[serde(default)]
+    inhibit: Vec<Spanned<toml::Table>>,
+    context_lines: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OutputToml {
     file: Option<FileOutputToml>,
 }
@@ -269,13 +298,13 @@ impl Config {
         let doc = toml::de::DeTable::parse(text)
             .map_err(|e| Diagnostics(vec![ctx.toml_error(&e, DOC)]))?;
         let mut errors = Vec::new();
-        let (rest, sources) = split_sources(&ctx, doc, &mut errors);
+        let (rest, sources, routes) = split_tables(&ctx, doc, &mut errors);
         let raw = ConfigToml::deserialize(rest.into_deserializer()).unwrap_or_else(|e| {
             errors.push(ctx.toml_error(&e, DOC));
             ConfigToml::default()
         });
         let mut v = Validator { ctx: &ctx, errors };
-        let config = v.config(raw, sources);
+        let config = v.config(raw, sources, routes);
         if v.errors.is_empty() {
             Ok(config)
         } else {
@@ -338,23 +367,32 @@ impl Config {
 
 const DOC: &str = "docs/configuration.md";
 
-/// Takes the `[[source]]` tables out of the document and deserializes each on its own.
-fn split_sources<'i>(
+/// The document less its `[[source]]` and `[[route]]` tables, and those tables.
+type SplitDoc<'i> = (
+    Spanned<toml::de::DeValue<'i>>,
+    Vec<Spanned<SourceToml>>,
+    Vec<Spanned<RouteToml>>,
+);
+
+/// Takes the `[[source]]` and `[[route]]` tables out of the document and deserializes each on its own.
+fn split_tables<'i>(
     ctx: &FileCtx<'_>,
     doc: Spanned<toml::de::DeTable<'i>>,
     errors: &mut Vec<Diagnostic>,
-) -> (Spanned<toml::de::DeValue<'i>>, Vec<Spanned<SourceToml>>) {
+) -> SplitDoc<'i> {
     let span = doc.span();
     let mut rest = toml::de::DeTable::new();
-    let mut sources = Vec::new();
+    let (mut sources, mut routes) = (Vec::new(), Vec::new());
     for (key, value) in doc.into_inner() {
-        if key.get_ref().as_ref() == "source" {
-            sources.extend(ctx.each_table("source", value, DOC, errors));
-        } else {
-            rest.insert(key, value);
+        match key.get_ref().as_ref() {
+            "source" => sources.extend(ctx.each_table("source", value, DOC, errors)),
+            "route" => routes.extend(ctx.each_table("route", value, DOC, errors)),
+            _ => {
+                rest.insert(key, value);
+            }
         }
     }
-    (Spanned::new(span, toml::de::DeValue::Table(rest)), sources)
+    (Spanned::new(span, toml::de::DeValue::Table(rest)), sources, routes)
 }
 
 /// Collects every problem instead of stopping at the first, so that `check`
@@ -396,7 +434,12 @@ impl Validator<'_> {
         }
     }
 
-    fn config(&mut self, raw: ConfigToml, raw_sources: Vec<Spanned<SourceToml>>) -> Config {
+    fn config(
+        &mut self,
+        raw: ConfigToml,
+        raw_sources: Vec<Spanned<SourceToml>>,
+        raw_routes: Vec<Spanned<RouteToml>>,
+    ) -> Config {
         let state_dir = raw
             .state_dir
             .as_ref()
@@ -458,11 +501,24 @@ impl Validator<'_> {
             .map(|p| FileOutput {
                 path: PathBuf::from(p),
             });
+        let receiver_names: Vec<String> = raw.receiver.keys().cloned().collect();
         let receivers = raw
             .receiver
             .into_iter()
             .filter_map(|(name, r)| Some((name, self.receiver(r)?)))
             .collect();
+        let mut route_names = HashSet::new();
+        let mut routes = Vec::new();
+        for r in raw_routes {
+            if !route_names.insert(r.get_ref().name.get_ref().clone()) {
+                self.errors.push(self.ctx.diag(
+                    r.get_ref().name.span(),
+                    format!("route name `{}` is used twice", r.get_ref().name.get_ref()),
+                    "give every [[route]] a unique name",
+                ));
+            }
+            routes.extend(self.route(r, &receiver_names));
+        }
         Config {
             path: self.ctx.path.to_path_buf(),
             state_dir,
@@ -473,7 +529,81 @@ impl Validator<'_> {
             sources,
             output_file,
             receivers,
+            routes: routes.into(),
         }
+    }
+
+    fn route(&mut self, r: Spanned<RouteToml>, receivers: &[String]) -> Option<Route> {
+        let span = r.span();
+        let r = r.into_inner();
+        let matcher = match &r.matcher {
+            None => Matcher::default(),
+            Some(m) => match Matcher::from_table(m.get_ref()) {
+                Ok(m) => m,
+                Err(fix) => {
+                    self.errors
+                        .push(self.ctx.diag(m.span(), "invalid `match`", fix));
+                    return None;
+                }
+            },
+        };
+        let mut route = Route::new(r.name.get_ref(), matcher, Vec::new());
+        for name in &r.receivers {
+            if receivers.contains(name.get_ref()) {
+                route.receivers.push(Arc::from(name.get_ref().as_str()));
+            } else {
+                let fix = match nearest(name.get_ref(), receivers) {
+                    Some(n) => format!("did you mean `{n}`? define it as [receiver.{}]", name.get_ref()),
+                    None => format!("define it as [receiver.{}] with a type, e.g. type = \"console\"", name.get_ref()),
+                };
+                self.errors.push(self.ctx.diag(
+                    name.span(),
+                    format!("unknown receiver `{}`", name.get_ref()),
+                    fix,
+                ));
+            }
+        }
+        if let Some(g) = &r.group_by {
+            route.group_by = g.get_ref().clone();
+        }
+        route.window = self.unit("window", r.window.as_ref(), route.window, units::duration);
+        route.repeat_interval = self.unit(
+            "repeat_interval",
+            r.repeat_interval.as_ref(),
+            route.repeat_interval,
+            units::duration,
+        );
+        route.group_wait =
+            self.unit("group_wait", r.group_wait.as_ref(), route.group_wait, units::duration);
+        if let Some(t) = &r.threshold {
+            route.threshold = *t.get_ref();
+        }
+        if let Some(m) = &r.max_groups {
+            route.max_groups = usize::try_from(*m.get_ref()).unwrap_or(usize::MAX);
+        }
+        if let Some(c) = &r.context_lines {
+            route.context_lines = usize::try_from(*c.get_ref())
+                .unwrap_or(usize::MAX)
+                .min(Sample::MAX_CONTEXT_LINES);
+        }
+        route.continue_ = r.cont;
+        for i in &r.inhibit {
+            match Inhibit::from_table(i.get_ref()) {
+                Ok(rule) => route.inhibit.push(rule),
+                Err(fix) => self
+                    .errors
+                    .push(self.ctx.diag(i.span(), "invalid `inhibit` rule", fix)),
+            }
+        }
+        if let Err(fix) = route.validate() {
+            self.errors.push(self.ctx.diag(
+                span,
+                format!("route `{}` is not valid", route.name),
+                fix,
+            ));
+            return None;
+        }
+        Some(route)
     }
 
     fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {

@@ -373,7 +373,7 @@ impl Tailer {
             if t.stream.flush_due().is_some_and(|d| d <= now) {
                 // The record held for a next line that has not come (the last trace of a file).
                 let mut batch =
-                    BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
+                    self.ctx.batch(t.origin.clone());
                 let start = t.stream.ack_offset();
                 batch.flush_expired(&mut t.stream, now);
                 send(
@@ -390,7 +390,7 @@ impl Tailer {
             return Ok(0);
         };
         let unlimited = matches!(t.life, Life::Gone { .. });
-        let mut batch = BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
+        let mut batch = self.ctx.batch(t.origin.clone());
         let mut start = t.stream.ack_offset();
         let mut total = 0;
         loop {
@@ -506,7 +506,7 @@ impl Tailer {
                 continue;
             };
             // Nothing more will be written: the unterminated last line goes out too.
-            let mut batch = BatchBuilder::new(t.origin.clone(), Some(self.ctx.patterns.clone()));
+            let mut batch = self.ctx.batch(t.origin.clone());
             let start = t.stream.ack_offset();
             batch.finish(&mut t.stream);
             let _ = send(&self.ctx, (key, t.generation), &t.stream, &mut batch, start);

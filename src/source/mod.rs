@@ -20,11 +20,12 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::correlate::{Correlator, Sticky};
-use crate::event::{Event, Origin, Record, Timestamp};
+use crate::event::{Event, Origin, Record, Routed, Timestamp};
 use crate::metrics::SourceMetrics;
 use crate::multiline::{Joiners, Mode, Rules};
 use crate::pattern::{PatternSet, Scratch};
 use crate::reload::SharedPatterns;
+use crate::route::{self, Route};
 use crate::state::{Checkpoint, Positions};
 use decode::{Decoder, Format};
 use reader::LineReader;
@@ -51,6 +52,8 @@ pub struct StreamConfig {
     pub format: Format,
     pub max_line: usize,
     pub multiline: Mode,
+    /// Lines of the stream kept for escalations' `context` (the most any route asks for).
+    pub context_lines: usize,
 }
 
 impl StreamConfig {
@@ -61,6 +64,7 @@ impl StreamConfig {
             format,
             max_line: crate::config::defaults::MAX_LINE_BYTES as usize,
             multiline: Mode::Auto,
+            context_lines: 0,
         }
     }
 }
@@ -78,9 +82,15 @@ pub struct SourceCtx {
     pub metrics: SourceMetrics,
     pub stop: Arc<AtomicBool>,
     pub patterns: SharedPatterns,
+    pub routes: Arc<[Route]>,
 }
 
 impl SourceCtx {
+    /// A batch of the stream of `origin`, extracted and routed.
+    pub fn batch(&self, origin: Origin) -> BatchBuilder {
+        BatchBuilder::new(origin, Some(self.patterns.clone())).with_routes(self.routes.clone())
+    }
+
     pub fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -111,6 +121,7 @@ pub struct StreamReader {
     /// Decoded records on their way to the joiners.
     decoded: Vec<Record>,
     correlator: Correlator,
+    context: ContextRing,
     /// Complete lines wait in the buffer because the last call filled a batch:
     /// they go out before anything more is read.
     held: bool,
@@ -134,6 +145,7 @@ impl StreamReader {
             joiners: Joiners::default(),
             decoded: Vec::new(),
             correlator: Correlator::resume(sticky),
+            context: ContextRing::new(cfg.context_lines),
             held: false,
             unreported: 0,
             lines_read: 0,
@@ -327,6 +339,48 @@ impl StreamReader {
     }
 }
 
+/// The last lines of a stream, for escalations' `context`. Its buffers are
+/// reused, so keeping it costs a copy per line and no allocation.
+#[derive(Debug, Default)]
+struct ContextRing {
+    lines: std::collections::VecDeque<String>,
+    cap: usize,
+}
+
+impl ContextRing {
+    /// A line longer than this keeps its start: context is for reading, not for search.
+    const LINE_BYTES: usize = crate::escalation::Sample::MAX_CONTEXT_LINE_BYTES;
+
+    fn new(cap: usize) -> ContextRing {
+        ContextRing {
+            lines: std::collections::VecDeque::with_capacity(cap),
+            cap,
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        if self.cap == 0 {
+            return;
+        }
+        let mut slot = if self.lines.len() == self.cap {
+            self.lines.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        slot.clear();
+        let mut end = line.len().min(Self::LINE_BYTES);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        slot.push_str(&line[..end]);
+        self.lines.push_back(slot);
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.iter().cloned().collect()
+    }
+}
+
 /// Gathers events until a batch is worth sending.
 pub struct BatchBuilder {
     origin: Origin,
@@ -335,6 +389,8 @@ pub struct BatchBuilder {
     bytes: usize,
     /// Applied to every event as it is made; `None` leaves events as decoded.
     patterns: Option<SharedPatterns>,
+    /// Events that match one of these carry their routes and context to the windows.
+    routes: Arc<[Route]>,
     scratch: Scratch,
 }
 
@@ -346,8 +402,15 @@ impl BatchBuilder {
             records: Vec::new(),
             bytes: 0,
             patterns,
+            routes: Arc::from([]),
             scratch: Scratch::default(),
         }
+    }
+
+    /// Routes events as they are made (see [`Routed`]).
+    pub fn with_routes(mut self, routes: Arc<[Route]>) -> BatchBuilder {
+        self.routes = routes;
+        self
     }
 
     /// Reads a chunk from `r` into the batch, never past a full batch's events.
@@ -402,6 +465,16 @@ impl BatchBuilder {
             stream
                 .correlator
                 .apply(&mut ev, &self.origin.path_fields, winner);
+            if !self.routes.is_empty() {
+                let routes: Vec<usize> = route::matching_indices(&self.routes, &ev).collect();
+                if !routes.is_empty() {
+                    ev.routed = Some(Box::new(Routed {
+                        routes,
+                        context: stream.context.lines(),
+                    }));
+                }
+            }
+            stream.context.push(&ev.line);
             self.events.push(ev);
         }
     }
@@ -462,6 +535,7 @@ mod tests {
             format: Format::Text,
             max_line: 1 << 20,
             multiline: Mode::None,
+            context_lines: 0,
         };
         let mut stream = StreamReader::new(&cfg, 0, Sticky::new());
         let mut batch = BatchBuilder::new(origin(), None);

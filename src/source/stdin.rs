@@ -6,14 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Batch, BatchBuilder, SourceCtx, StreamReader};
+use super::{Batch, SourceCtx, StreamReader};
 use crate::correlate::Sticky;
 
 /// Reads stdin to its end. Returns when stdin closes or the agent stops.
 pub fn run(ctx: SourceCtx) {
     let origin = ctx.source.origin("-");
     let mut stream = StreamReader::new(&ctx.stream, 0, Sticky::new());
-    let mut batch = BatchBuilder::new(origin, Some(ctx.patterns.clone()));
+    let mut batch = ctx.batch(origin);
     let mut stdin = std::io::stdin().lock();
     loop {
         if ctx.stopping() {

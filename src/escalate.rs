@@ -1,0 +1,338 @@
+//! The escalation driver: feeds routed events to the windows, runs their
+//! timers, keeps their state in `state_dir`, and hands the escalations they
+//! decide to the notifiers.
+//!
+//! It owns `windows.json` and the order that makes "tell once" survive a
+//! crash: an escalation that is a first or a repeat is sent only after the
+//! window state that records it is on disk. It must not decide anything
+//! itself (that is `window`'s) nor talk to a receiver (that is `notify`'s).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::escalation::Escalation;
+use crate::event::{Event, Timestamp};
+use crate::metrics::EscalationMetrics;
+use crate::route::Route;
+use crate::state::write_atomic;
+use crate::window::{Reason, Windows, WindowsSnapshot};
+
+const WINDOWS_FILE: &str = "windows.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EscalateError {
+    #[error("cannot read {}: {source} — check its permissions", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot start a thread: {0}")]
+    Spawn(io::Error),
+}
+
+/// How often the timer thread looks even when no timer is due (and saves a changed state).
+const TIMER_PERIOD: Duration = Duration::from_secs(1);
+
+/// Where escalations go once decided.
+pub trait Dispatch {
+    fn dispatch(&mut self, esc: Escalation);
+}
+
+impl<F: FnMut(Escalation)> Dispatch for F {
+    fn dispatch(&mut self, esc: Escalation) {
+        self(esc)
+    }
+}
+
+/// The windows of a running agent (or of a replay) and their state file.
+pub struct Escalator {
+    windows: Windows,
+    /// `None` for `replay`: nothing is saved.
+    path: Option<PathBuf>,
+    metrics: Option<EscalationMetrics>,
+    out: Vec<Escalation>,
+}
+
+impl Escalator {
+    /// The windows of `routes`, restored from `state_dir` when it has them.
+    pub fn open(
+        routes: Arc<[Route]>,
+        state_dir: &Path,
+        metrics: EscalationMetrics,
+        now: Timestamp,
+    ) -> Result<Escalator, EscalateError> {
+        let path = state_dir.join(WINDOWS_FILE);
+        let mut windows = Windows::new(routes).with_host(hostname());
+        match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<WindowsSnapshot>(&bytes) {
+                Ok(s) => windows.restore(s, now),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "window state is unreadable; starting with empty windows (groups may be notified again)"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(EscalateError::Read { path, source }),
+        }
+        Ok(Escalator {
+            windows,
+            path: Some(path),
+            metrics: Some(metrics),
+            out: Vec::new(),
+        })
+    }
+
+    /// Windows that live in memory only, for `replay`.
+    pub fn in_memory(routes: Arc<[Route]>) -> Escalator {
+        Escalator {
+            windows: Windows::new(routes).with_host(hostname()),
+            path: None,
+            metrics: None,
+            out: Vec::new(),
+        }
+    }
+
+    pub fn routes(&self) -> &Arc<[Route]> {
+        self.windows.routes()
+    }
+
+    /// Observes every routed event of a batch at `now` (`None`: at each event's own time).
+    pub fn observe(&mut self, events: &[Event], now: Option<Timestamp>, to: &mut impl Dispatch) {
+        for ev in events {
+            let Some(routed) = ev.routed.as_deref() else {
+                continue;
+            };
+            let at = now.unwrap_or(ev.ts);
+            if now.is_none() {
+                // Replay: time is the events' own; windows close as it passes.
+                self.windows.tick(at, &mut self.out);
+            }
+            for &r in &routed.routes {
+                let keep = self
+                    .windows
+                    .routes()
+                    .get(r)
+                    .map_or(0, |route| route.context_lines);
+                let context = &routed.context[routed.context.len().saturating_sub(keep)..];
+                self.windows
+                    .observe(r, ev, context, at, None, &mut self.out);
+            }
+        }
+        self.flush(to);
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn tick(&mut self, now: Timestamp, to: &mut impl Dispatch) {
+        self.windows.tick(now, &mut self.out);
+        self.flush(to);
+    }
+
+    /// The input ended (replay): every window runs to its end.
+    pub fn finish(&mut self, to: &mut impl Dispatch) {
+        self.windows.finish(&mut self.out);
+        self.flush(to);
+    }
+
+    /// A receiver refused an escalation (over its rate): its events go into the group's next one.
+    pub fn fold(&mut self, refused: &Escalation, now: Timestamp, to: &mut impl Dispatch) {
+        if !self.windows.fold(refused, now, &mut self.out) {
+            tracing::warn!(route = %refused.route, receiver = %refused.receiver, "a refused escalation's route or receiver is gone; its count is dropped");
+        }
+        self.flush(to);
+    }
+
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.windows.next_due()
+    }
+
+    /// Saves the window state if it changed.
+    pub fn save(&mut self) -> io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        if !self.windows.dirty() {
+            return Ok(());
+        }
+        let snapshot = self.windows.snapshot();
+        let bytes = serde_json::to_vec(&snapshot).map_err(io::Error::other)?;
+        write_atomic(path, &bytes)?;
+        self.windows.saved(&snapshot);
+        Ok(())
+    }
+
+    /// Hands out what the windows decided: after saving, when a first or a
+    /// repeat is among it, so that a crash cannot make it go out twice.
+    fn flush(&mut self, to: &mut impl Dispatch) {
+        if self.out.is_empty() {
+            self.count();
+            return;
+        }
+        if self.windows.must_save_now() {
+            if let Err(e) = self.save() {
+                tracing::error!(error = %e, "cannot save window state before notifying; after a crash this notification may be sent again");
+            }
+        }
+        for esc in self.out.drain(..) {
+            if let Some(m) = &self.metrics {
+                m.escalation(&esc.route, &esc.receiver, esc.kind.as_str());
+            }
+            to.dispatch(esc);
+        }
+        self.count();
+    }
+
+    fn count(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        let counters = self.windows.take_counters();
+        for route in self.windows.routes().iter() {
+            for reason in Reason::ALL {
+                let n = counters.suppressed(&route.name, reason);
+                if n > 0 {
+                    m.suppressed(&route.name, reason.as_str(), n);
+                }
+            }
+        }
+        m.active(self.windows.active_groups());
+    }
+}
+
+/// The escalation machinery of a running agent: the windows behind a lock,
+/// a timer thread and a notifier thread.
+pub struct Running {
+    handle: WindowsHandle,
+    stop_timer: mpsc::Sender<()>,
+    timer: JoinHandle<()>,
+    notifier: JoinHandle<()>,
+}
+
+/// What the delivery thread and the checkpointer hold: the windows and where their escalations go.
+#[derive(Clone)]
+pub struct WindowsHandle {
+    escalator: Arc<Mutex<Escalator>>,
+    tx: mpsc::Sender<Escalation>,
+}
+
+impl WindowsHandle {
+    fn lock(&self) -> MutexGuard<'_, Escalator> {
+        // The windows are plain data updated in place; a panic elsewhere leaves them usable.
+        self.escalator.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lets the windows observe a batch's routed events, at the current time.
+    pub fn observe(&self, events: &[Event]) {
+        if events.iter().all(|e| e.routed.is_none()) {
+            return;
+        }
+        let tx = self.tx.clone();
+        self.lock()
+            .observe(events, Some(Timestamp::now()), &mut |e| send(&tx, e));
+    }
+
+    pub fn save(&self) -> io::Result<()> {
+        self.lock().save()
+    }
+
+    fn tick(&self) -> Option<Timestamp> {
+        let tx = self.tx.clone();
+        let mut e = self.lock();
+        e.tick(Timestamp::now(), &mut |esc| send(&tx, esc));
+        if let Err(err) = e.save() {
+            tracing::error!(error = %err, "cannot save window state; will retry");
+        }
+        e.next_due()
+    }
+
+    /// A receiver refused `esc`: its events go into the group's next escalation.
+    pub fn fold(&self, esc: &Escalation) {
+        let tx = self.tx.clone();
+        self.lock()
+            .fold(esc, Timestamp::now(), &mut |e| send(&tx, e));
+    }
+}
+
+fn send(tx: &mpsc::Sender<Escalation>, esc: Escalation) {
+    if tx.send(esc).is_err() {
+        tracing::error!("the notifier has stopped; an escalation is dropped");
+    }
+}
+
+impl Running {
+    /// Restores the windows from `state_dir` and starts the timer and the
+    /// notifier, which hands each escalation to `deliver`.
+    pub fn start(
+        routes: Arc<[Route]>,
+        state_dir: &Path,
+        metrics: EscalationMetrics,
+        mut deliver: impl FnMut(&Escalation, &WindowsHandle) + Send + 'static,
+    ) -> Result<Running, EscalateError> {
+        let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?;
+        let (tx, rx) = mpsc::channel::<Escalation>();
+        let handle = WindowsHandle {
+            escalator: Arc::new(Mutex::new(escalator)),
+            tx,
+        };
+        let notifier = {
+            let handle = handle.clone();
+            thread::Builder::new()
+                .name("notifier".into())
+                .spawn(move || {
+                    // Ends when every handle (and so every sender) is gone.
+                    while let Ok(esc) = rx.recv() {
+                        deliver(&esc, &handle);
+                    }
+                })
+                .map_err(EscalateError::Spawn)?
+        };
+        let (stop_timer, stopped) = mpsc::channel::<()>();
+        let timer = {
+            let handle = handle.clone();
+            thread::Builder::new()
+                .name("windows".into())
+                .spawn(move || {
+                    let mut due = None;
+                    loop {
+                        let wait = due.map_or(TIMER_PERIOD, |d: Timestamp| {
+                            let ns = d.as_nanos().saturating_sub(Timestamp::now().as_nanos());
+                            Duration::from_nanos(u64::try_from(ns).unwrap_or(0)).min(TIMER_PERIOD)
+                        });
+                        match stopped.recv_timeout(wait) {
+                            Err(RecvTimeoutError::Timeout) => due = handle.tick(),
+                            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                })
+                .map_err(EscalateError::Spawn)?
+        };
+        Ok(Running {
+            handle,
+            stop_timer,
+            timer,
+            notifier,
+        })
+    }
+
+    pub fn handle(&self) -> WindowsHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the timer, saves the windows and lets the notifier finish what it was given.
+    pub fn stop(self) {
+        let _ = self.stop_timer.send(());
+        let _ = self.timer.join();
+        if let Err(e) = self.handle.save() {
+            tracing::error!(error = %e, "cannot save window state at shutdown; groups may be notified again after the restart");
+        }
+        drop(self.handle);
+        let _ = self.notifier.join();
+    }
+}
+
+/// The host's name, for escalations' `host`.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer it is given.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
