@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod fingerprint;
 pub mod http;
 pub mod inspect;
 pub mod metrics;

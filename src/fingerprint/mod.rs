@@ -1,0 +1,11 @@
+//! The fingerprint stage: an event's `template` (its message with the variable
+//! parts masked) and `fingerprint` (a stable 64-bit hash of the values of the
+//! pattern's `fingerprint` keys), so that later stages can count and
+//! deduplicate occurrences of one problem.
+//!
+//! - `mask`: message → template, one pass, typed placeholders.
+//!
+//! This module is synchronous logic only. It must not own windows, counts or
+//! routing (later stages), do I/O, or read configuration files.
+
+pub mod mask;
