@@ -3,9 +3,15 @@
 //! pattern's `fingerprint` keys), so that later stages can count and
 //! deduplicate occurrences of one problem.
 //!
-//! - `mask`: message → template, one pass, typed placeholders.
+//! - `mask`: message → template, one pass, typed placeholders;
+//! - `drain`: templates → clusters with stable keys, for variable words masking
+//!   cannot know (bounded, LRU, saved across restarts).
 //!
 //! This module is synchronous logic only. It must not own windows, counts or
-//! routing (later stages), do I/O, or read configuration files.
+//! routing (later stages), do I/O (the caller saves and loads the miner's
+//! snapshot), or read configuration files.
 
+pub mod drain;
 pub mod mask;
+
+pub use drain::{Mined, Miner, MinerConfig, MinerSnapshot, SavedCluster};
