@@ -5,7 +5,8 @@
 //!
 //! - `mask`: message → template, one pass, typed placeholders;
 //! - `drain`: templates → clusters with stable keys, for variable words masking
-//!   cannot know (bounded, LRU, saved across restarts).
+//!   cannot know (bounded, LRU, saved across restarts);
+//! - `trace`: a multiline stack trace → exception type and top frames.
 //!
 //! This module is synchronous logic only. It must not own windows, counts or
 //! routing (later stages), do I/O (the caller saves and loads the miner's
@@ -13,5 +14,7 @@
 
 pub mod drain;
 pub mod mask;
+pub mod trace;
 
 pub use drain::{Mined, Miner, MinerConfig, MinerSnapshot, SavedCluster};
+pub use trace::{TraceKind, TraceSignature, signature};
