@@ -15,6 +15,7 @@ pub mod correlate;
 pub mod escalate;
 pub mod escalation;
 pub mod event;
+pub mod fingerprint;
 pub mod http;
 pub mod inspect;
 pub mod metrics;
