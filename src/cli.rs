@@ -12,9 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::sync::Arc;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::event::Timestamp;
 use crate::multiline::Mode;
 use crate::pattern::{BUNDLED, PatternSet};
 use crate::reload::SharedPatterns;
+use crate::silence::{NewSilence, Silence, SilenceMatcher, Silences, Status};
 use crate::source::StreamConfig;
 use crate::source::decode::Format;
 
@@ -77,8 +79,52 @@ enum Command {
         /// The record; read from stdin when absent.
         line: Option<String>,
     },
+    /// Silence matching events for a while: counted as suppressed (reason `silenced`), not notified.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
     /// Print version, git commit and build date.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Add a silence; prints its id.
+    #[command(
+        after_help = "Matchers: KEY=VALUE (exactly), KEY!=VALUE, KEY=~REGEX (whole value), KEY!~REGEX.\nKeys: level, service, pattern, ci_run_id, source, path, message, fingerprint, or a field or label name.\nAn absent key reads as \"\". Example:\n  logward silence add --match service=api --match level=error --for 2h --comment \"deploy of api\""
+    )]
+    Add {
+        /// KEY=VALUE, KEY!=VALUE, KEY=~REGEX or KEY!~REGEX (repeatable; all must match)
+        #[arg(short = 'm', long = "match", value_name = "MATCHER", required = true)]
+        matchers: Vec<String>,
+        /// How long, from its start: e.g. 30m, 2h, 1d
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why; shown by `silence list`
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// When it starts, RFC 3339, e.g. 2025-06-01T18:00:00Z [default: now]
+        #[arg(long, value_name = "TIME")]
+        starts_at: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List active and pending silences, then those that ended in the last 24 hours.
+    List {
+        /// One JSON object per line (with `status`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// End a silence now.
+    Expire {
+        /// The silence's id, or its first characters if no other id starts with them.
+        id: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -186,6 +232,7 @@ pub fn main() -> ExitCode {
             source,
             line,
         } => explain(&input, &source, line),
+        Command::Silence { command } => silence(command),
         Command::Version => {
             println!("logward {}", version_line());
             Ok(())
@@ -407,5 +454,182 @@ fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
             Ok(())
         }
         other => Ok(other?),
+    }
+}
+
+fn silence(command: SilenceCommand) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    match command {
+        SilenceCommand::Add {
+            matchers,
+            duration,
+            comment,
+            starts_at,
+            config,
+        } => {
+            let matchers = matchers
+                .iter()
+                .map(|m| {
+                    SilenceMatcher::parse(m).map_err(|e| anyhow::anyhow!("invalid --match {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let duration = crate::config::units::duration(&duration)
+                .map_err(|e| anyhow::anyhow!("invalid --for: {e}"))?;
+            if duration.is_zero() {
+                anyhow::bail!("invalid --for: a silence must last longer than 0s; e.g. --for 2h");
+            }
+            let starts_at = match starts_at {
+                None => now,
+                Some(t) => Timestamp::parse_rfc3339(&t).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid --starts-at `{t}`: write an RFC 3339 time, e.g. 2025-06-01T18:00:00Z or 2025-06-01T20:00:00+02:00"
+                    )
+                })?,
+            };
+            let mut new = NewSilence::lasting(matchers, starts_at, duration);
+            new.comment = comment;
+            let mut store = silences(&config)?;
+            let s = store.add(new, now)?;
+            println!("{}", s.id);
+            eprintln!(
+                "silenced {} {} until {} ({}) in {}",
+                s.matchers_text(),
+                if s.starts_at > now {
+                    format!("from {}", seconds(s.starts_at))
+                } else {
+                    "from now".into()
+                },
+                seconds(s.ends_at),
+                remaining(s.ends_at, now),
+                store.path().display()
+            );
+            Ok(())
+        }
+        SilenceCommand::List { json, config } => {
+            let store = silences(&config)?;
+            let shown = store.list(now);
+            let mut out = std::io::stdout().lock();
+            let written = if json {
+                shown.iter().try_for_each(|s| {
+                    serde_json::to_writer(&mut out, &s.view(now))?;
+                    std::io::Write::write_all(&mut out, b"\n")?;
+                    Ok::<_, anyhow::Error>(())
+                })
+            } else {
+                std::io::Write::write_all(&mut out, silence_table(&shown, now).as_bytes())
+                    .map_err(Into::into)
+            };
+            match written {
+                Err(e)
+                    if e.downcast_ref::<std::io::Error>()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+                {
+                    Ok(())
+                }
+                other => other.context("cannot write to stdout"),
+            }
+        }
+        SilenceCommand::Expire { id, config } => {
+            let mut store = silences(&config)?;
+            let s = store.expire(&id, now)?;
+            println!(
+                "expired {}: {} (was until {}){}",
+                s.id,
+                s.matchers_text(),
+                seconds(s.ends_at),
+                if s.comment.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", s.comment)
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The store in the config's `state_dir`. Only `state_dir` is read from the config.
+fn silences(config: &ConfigArg) -> anyhow::Result<Silences> {
+    let path = config.path();
+    let state_dir = Config::load_state_dir(&path)
+        .map_err(|d| anyhow::anyhow!("cannot find state_dir in the config:\n{d}"))?;
+    Ok(Silences::load(&state_dir)?)
+}
+
+/// `silence list` as a table: id, status, matchers, start, end, created by, comment.
+fn silence_table(shown: &[&Silence], now: Timestamp) -> String {
+    if shown.is_empty() {
+        return "no silences\n".into();
+    }
+    let header = [
+        "ID",
+        "STATUS",
+        "MATCHERS",
+        "STARTS",
+        "ENDS",
+        "CREATED BY",
+        "COMMENT",
+    ];
+    let rows: Vec<[String; 7]> = shown
+        .iter()
+        .map(|s| {
+            let status = match s.status(now) {
+                Status::Active => format!("active, {} left", remaining(s.ends_at, now)),
+                Status::Pending => format!("pending, starts in {}", remaining(s.starts_at, now)),
+                Status::Expired => format!("expired {} ago", remaining(now, s.ended_at())),
+            };
+            [
+                s.id.clone(),
+                status,
+                s.matchers_text(),
+                seconds(s.starts_at),
+                seconds(s.ended_at()),
+                s.created_by.clone(),
+                s.comment.replace(['\n', '\r', '\t'], " "),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// A time to the second, UTC: `2025-06-01T18:00:00Z`.
+fn seconds(t: Timestamp) -> String {
+    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `to - from` for people: `42s`, `5m 3s`, `1h 59m`, `3d 4h`.
+fn remaining(to: Timestamp, from: Timestamp) -> String {
+    let s =
+        u64::try_from(to.as_nanos().saturating_sub(from.as_nanos()) / 1_000_000_000).unwrap_or(0);
+    let (d, h, m) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{m}m {}s", s % 60),
+        3600..86400 => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
     }
 }

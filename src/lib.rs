@@ -26,6 +26,7 @@ pub mod reload;
 pub mod replay;
 pub mod route;
 pub mod ship;
+pub mod silence;
 pub mod source;
 pub mod state;
 pub mod window;

@@ -154,10 +154,10 @@ struct ConfigToml {
     checkpoint_interval: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     http: Option<Spanned<HttpToml>>,
-    /// Never present after `split_sources`; named so that serde lists it among the valid keys.
+    /// Never present after `split_tables`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
     _source: Option<toml::Value>,
-    /// Never present after `split_sources`, as `source`.
+    /// Never present after `split_tables`, as `source`.
     #[serde(default, rename = "route")]
     _route: Option<toml::Value>,
     output: Option<OutputToml>,
@@ -280,16 +280,28 @@ struct ReceiverToml {
 impl Config {
     /// Reads, parses and validates a config file, reporting every problem found.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![Diagnostic {
-                file: path.to_path_buf(),
-                line: 0,
-                col: 0,
-                problem: format!("cannot read config: {e}"),
-                fix: "pass an existing file with -c FILE or $LOGWARD_CONFIG".into(),
-            }])
-        })?;
-        Self::parse(path, &text)
+        Self::parse(path, &read_config(path)?)
+    }
+
+    /// Only `state_dir` (default [`defaults::STATE_DIR`]), for commands that need nothing else
+    /// (`silence`): the rest of the file is not validated, so that a secret the caller may not
+    /// read (an unset `${VAR}`, a root-only `*_file`) does not stand in the way.
+    pub fn load_state_dir(path: &Path) -> Result<PathBuf, Diagnostics> {
+        #[derive(Deserialize)]
+        struct StateDirOnly {
+            state_dir: Option<Spanned<String>>,
+        }
+        let text = read_config(path)?;
+        let ctx = FileCtx { path, text: &text };
+        let raw: StateDirOnly =
+            toml::from_str(&text).map_err(|e| Diagnostics(vec![ctx.toml_error(&e, DOC)]))?;
+        match raw.state_dir {
+            None => Ok(PathBuf::from(defaults::STATE_DIR)),
+            Some(s) => ctx
+                .expand(&s)
+                .map(PathBuf::from)
+                .map_err(|d| Diagnostics(vec![d])),
+        }
     }
 
     /// Parses and validates config text that was read from `path`.
@@ -366,6 +378,18 @@ impl Config {
 }
 
 const DOC: &str = "docs/configuration.md";
+
+fn read_config(path: &Path) -> Result<String, Diagnostics> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            problem: format!("cannot read config: {e}"),
+            fix: "pass an existing file with -c FILE or $LOGWARD_CONFIG".into(),
+        }])
+    })
+}
 
 /// The document less its `[[source]]` and `[[route]]` tables, and those tables.
 type SplitDoc<'i> = (
@@ -1023,6 +1047,32 @@ mod tests {
         assert_eq!(f.max_open_files, 1024);
         assert_eq!(c.sources[0].max_line_bytes, 1 << 20);
         assert_eq!(c.state_dir, PathBuf::from(defaults::STATE_DIR));
+    }
+
+    #[test]
+    fn state_dir_alone_is_read_without_validating_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = "state_dir = \"/srv/${LOGWARD_TEST_UNSET_SD}x\"\n[http]\nlisten = \"nope\"\n";
+        std::fs::write(&path, text).unwrap();
+        let e = Config::load_state_dir(&path).unwrap_err();
+        assert!(e.to_string().contains("LOGWARD_TEST_UNSET_SD"), "{e}");
+        std::fs::write(
+            &path,
+            "state_dir = \"/srv/logward\"\n[http]\nlisten = \"nope\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load_state_dir(&path).unwrap(),
+            PathBuf::from("/srv/logward")
+        );
+        std::fs::write(&path, "[[source]]\nname = \"a\"\n").unwrap();
+        assert_eq!(
+            Config::load_state_dir(&path).unwrap(),
+            PathBuf::from(defaults::STATE_DIR)
+        );
+        std::fs::write(&path, "state_dir = 3\n").unwrap();
+        assert_eq!(Config::load_state_dir(&path).unwrap_err().0[0].line, 1);
     }
 
     #[test]
