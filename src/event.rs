@@ -122,7 +122,6 @@ impl Origin {
     }
 }
 
-
 /// One record as decoded from a stream, before any extraction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
