@@ -12,6 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::escalation::Escalation;
+use crate::notify::{Refused, Sent};
+use crate::window::Counters;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
@@ -38,6 +42,27 @@ pub struct Metrics {
     output_events: Family<OutputLabel, Counter>,
     output_errors: Family<OutputLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
+    escalations: Family<EscalationLabels, Counter>,
+    suppressed: Family<SuppressedLabels, Counter>,
+    receiver_errors: Family<ReceiverLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EscalationLabels {
+    pub route: String,
+    pub receiver: String,
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SuppressedLabels {
+    pub route: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabel {
+    pub receiver: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,6 +82,54 @@ pub struct SourceMetrics {
     pub files_tracked: Gauge,
     pub position_lag: Gauge,
     pub events: Counter,
+}
+
+/// The handles the notify driver updates: what receivers were sent, what was not notified
+/// and why, and what receivers failed to take.
+#[derive(Debug, Clone)]
+pub struct NotifyMetrics {
+    escalations: Family<EscalationLabels, Counter>,
+    suppressed: Family<SuppressedLabels, Counter>,
+    receiver_errors: Family<ReceiverLabel, Counter>,
+}
+
+impl NotifyMetrics {
+    /// Counts one escalation's outcome: sent in `logward_escalations_total{route,receiver,kind}`,
+    /// failed in `logward_receiver_errors_total{receiver}`. A rate-limited one is not counted
+    /// here: folded back into its group, it is counted in events by the windows
+    /// (`Reason::RateLimited`), and reaches this through [`NotifyMetrics::suppressed`].
+    pub fn record(&self, esc: &Escalation, outcome: &Result<Sent, Refused>) {
+        match outcome {
+            Ok(_) => {
+                let labels = EscalationLabels {
+                    route: esc.route.to_string(),
+                    receiver: esc.receiver.to_string(),
+                    kind: esc.kind.as_str(),
+                };
+                self.escalations.get_or_create(&labels).inc();
+            }
+            Err(Refused::Failed(_)) => {
+                let labels = ReceiverLabel {
+                    receiver: esc.receiver.to_string(),
+                };
+                self.receiver_errors.get_or_create(&labels).inc();
+            }
+            Err(Refused::RateLimited) => {}
+        }
+    }
+
+    /// Adds the windows' counters (`Windows::take_counters`) to
+    /// `logward_suppressed_total{route,reason}`, `rate_limited` included.
+    pub fn suppressed(&self, counters: &Counters) {
+        for ((route, reason), n) in &counters.suppressed {
+            self.suppressed
+                .get_or_create(&SuppressedLabels {
+                    route: route.to_string(),
+                    reason: reason.as_str(),
+                })
+                .inc_by(*n);
+        }
+    }
 }
 
 /// The handles one output updates.
@@ -90,6 +163,9 @@ impl Metrics {
             output_events: Family::default(),
             output_errors: Family::default(),
             config_reloads: Family::default(),
+            escalations: Family::default(),
+            suppressed: Family::default(),
+            receiver_errors: Family::default(),
             registry,
         };
         let r = &mut m.registry;
@@ -145,6 +221,21 @@ impl Metrics {
             "Pattern reloads (SIGHUP or file change), by result; a failure keeps the running set",
             m.config_reloads.clone(),
         );
+        r.register(
+            "escalations",
+            "Escalations a receiver took, by route, receiver and kind (first, repeat, summary)",
+            m.escalations.clone(),
+        );
+        r.register(
+            "suppressed",
+            "Events not notified, by route and reason (deduplicated, below_threshold, group_wait, inhibited, silenced, rate_limited)",
+            m.suppressed.clone(),
+        );
+        r.register(
+            "receiver_errors",
+            "Escalations a receiver failed to take (write or delivery errors)",
+            m.receiver_errors.clone(),
+        );
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
@@ -183,6 +274,14 @@ impl Metrics {
         OutputMetrics {
             events: self.output_events.get_or_create(&l).clone(),
             errors: self.output_errors.get_or_create(&l).clone(),
+        }
+    }
+
+    pub fn notify(&self) -> NotifyMetrics {
+        NotifyMetrics {
+            escalations: self.escalations.clone(),
+            suppressed: self.suppressed.clone(),
+            receiver_errors: self.receiver_errors.clone(),
         }
     }
 
