@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use crate::escalation::Escalation;
 use crate::event::{Event, Timestamp};
-use crate::metrics::EscalationMetrics;
+use crate::metrics::NotifyMetrics;
 use crate::route::Route;
 use crate::state::write_atomic;
-use crate::window::{Reason, Windows, WindowsSnapshot};
+use crate::window::{Windows, WindowsSnapshot};
 
 const WINDOWS_FILE: &str = "windows.json";
 
@@ -50,7 +50,7 @@ pub struct Escalator {
     windows: Windows,
     /// `None` for `replay`: nothing is saved.
     path: Option<PathBuf>,
-    metrics: Option<EscalationMetrics>,
+    metrics: Option<NotifyMetrics>,
     out: Vec<Escalation>,
 }
 
@@ -59,7 +59,7 @@ impl Escalator {
     pub fn open(
         routes: Arc<[Route]>,
         state_dir: &Path,
-        metrics: EscalationMetrics,
+        metrics: NotifyMetrics,
         now: Timestamp,
     ) -> Result<Escalator, EscalateError> {
         let path = state_dir.join(WINDOWS_FILE);
@@ -67,7 +67,9 @@ impl Escalator {
         match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<WindowsSnapshot>(&bytes) {
                 Ok(s) => windows.restore(s, now),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "window state is unreadable; starting with empty windows (groups may be notified again)"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "window state is unreadable; starting with empty windows (groups may be notified again)")
+                }
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(EscalateError::Read { path, source }),
@@ -171,9 +173,6 @@ impl Escalator {
             }
         }
         for esc in self.out.drain(..) {
-            if let Some(m) = &self.metrics {
-                m.escalation(&esc.route, &esc.receiver, esc.kind.as_str());
-            }
             to.dispatch(esc);
         }
         self.count();
@@ -181,15 +180,7 @@ impl Escalator {
 
     fn count(&mut self) {
         let Some(m) = &self.metrics else { return };
-        let counters = self.windows.take_counters();
-        for route in self.windows.routes().iter() {
-            for reason in Reason::ALL {
-                let n = counters.suppressed(&route.name, reason);
-                if n > 0 {
-                    m.suppressed(&route.name, reason.as_str(), n);
-                }
-            }
-        }
+        m.suppressed(&self.windows.take_counters());
         m.active(self.windows.active_groups());
     }
 }
@@ -260,7 +251,7 @@ impl Running {
     pub fn start(
         routes: Arc<[Route]>,
         state_dir: &Path,
-        metrics: EscalationMetrics,
+        metrics: NotifyMetrics,
         mut deliver: impl FnMut(&Escalation, &WindowsHandle) + Send + 'static,
     ) -> Result<Running, EscalateError> {
         let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?;

@@ -20,6 +20,7 @@ pub mod http;
 pub mod inspect;
 pub mod metrics;
 pub mod multiline;
+pub mod notify;
 pub mod pattern;
 pub mod pipeline;
 pub mod reload;

@@ -12,6 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
+use crate::escalation::Escalation;
+use crate::notify::{Refused, Sent};
+use crate::window::Counters;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
@@ -38,55 +42,28 @@ pub struct Metrics {
     output_events: Family<OutputLabel, Counter>,
     output_errors: Family<OutputLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
-    escalations: Family<EscalationLabel, Counter>,
-    suppressed: Family<SuppressedLabel, Counter>,
+    escalations: Family<EscalationLabels, Counter>,
+    suppressed: Family<SuppressedLabels, Counter>,
+    receiver_errors: Family<ReceiverLabel, Counter>,
     fingerprints_active: Gauge,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EscalationLabel {
+pub struct EscalationLabels {
     pub route: String,
     pub receiver: String,
     pub kind: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SuppressedLabel {
+pub struct SuppressedLabels {
     pub route: String,
     pub reason: &'static str,
 }
 
-/// The handles the escalation driver updates.
-#[derive(Debug, Clone)]
-pub struct EscalationMetrics {
-    escalations: Family<EscalationLabel, Counter>,
-    suppressed: Family<SuppressedLabel, Counter>,
-    active: Gauge,
-}
-
-impl EscalationMetrics {
-    pub fn escalation(&self, route: &str, receiver: &str, kind: &'static str) {
-        self.escalations
-            .get_or_create(&EscalationLabel {
-                route: route.to_string(),
-                receiver: receiver.to_string(),
-                kind,
-            })
-            .inc();
-    }
-
-    pub fn suppressed(&self, route: &str, reason: &'static str, n: u64) {
-        self.suppressed
-            .get_or_create(&SuppressedLabel {
-                route: route.to_string(),
-                reason,
-            })
-            .inc_by(n);
-    }
-
-    pub fn active(&self, groups: usize) {
-        self.active.set(i64::try_from(groups).unwrap_or(i64::MAX));
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabel {
+    pub receiver: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +83,60 @@ pub struct SourceMetrics {
     pub files_tracked: Gauge,
     pub position_lag: Gauge,
     pub events: Counter,
+}
+
+/// The handles the notify driver updates: what receivers were sent, what was not notified
+/// and why, and what receivers failed to take.
+#[derive(Debug, Clone)]
+pub struct NotifyMetrics {
+    escalations: Family<EscalationLabels, Counter>,
+    suppressed: Family<SuppressedLabels, Counter>,
+    receiver_errors: Family<ReceiverLabel, Counter>,
+    active: Gauge,
+}
+
+impl NotifyMetrics {
+    /// Counts one escalation's outcome: sent in `logward_escalations_total{route,receiver,kind}`,
+    /// failed in `logward_receiver_errors_total{receiver}`. A rate-limited one is not counted
+    /// here: folded back into its group, it is counted in events by the windows
+    /// (`Reason::RateLimited`), and reaches this through [`NotifyMetrics::suppressed`].
+    pub fn record(&self, esc: &Escalation, outcome: &Result<Sent, Refused>) {
+        match outcome {
+            Ok(_) => {
+                let labels = EscalationLabels {
+                    route: esc.route.to_string(),
+                    receiver: esc.receiver.to_string(),
+                    kind: esc.kind.as_str(),
+                };
+                self.escalations.get_or_create(&labels).inc();
+            }
+            Err(Refused::Failed(_)) => {
+                let labels = ReceiverLabel {
+                    receiver: esc.receiver.to_string(),
+                };
+                self.receiver_errors.get_or_create(&labels).inc();
+            }
+            Err(Refused::RateLimited) => {}
+        }
+    }
+
+    /// `logward_fingerprints_active`: the groups live in the windows now.
+    pub fn active(&self, groups: usize) {
+        self.active.set(i64::try_from(groups).unwrap_or(i64::MAX));
+    }
+
+    /// Adds the windows' counters (`Windows::take_counters`) to
+    /// `logward_suppressed_total{route,reason}`, `rate_limited` included.
+    pub fn suppressed(&self, counters: &Counters) {
+        for ((route, reason), n) in &counters.suppressed {
+            self.suppressed
+                .get_or_create(&SuppressedLabels {
+                    route: route.to_string(),
+                    reason: reason.as_str(),
+                })
+                .inc_by(*n);
+        }
+    }
 }
 
 /// The handles one output updates.
@@ -141,6 +172,7 @@ impl Metrics {
             config_reloads: Family::default(),
             escalations: Family::default(),
             suppressed: Family::default(),
+            receiver_errors: Family::default(),
             fingerprints_active: Gauge::default(),
             registry,
         };
@@ -151,16 +183,6 @@ impl Metrics {
             m.lines_read.clone(),
         );
         r.register("bytes_read", "Bytes read by a source", m.bytes_read.clone());
-        r.register(
-            "escalations",
-            "Escalations handed to a receiver, by route and kind (first, repeat, summary)",
-            m.escalations.clone(),
-        );
-        r.register(
-            "suppressed",
-            "Routed events not notified on their own, by route and reason",
-            m.suppressed.clone(),
-        );
         r.register(
             "fingerprints_active",
             "Live groups in the routes' windows",
@@ -212,6 +234,21 @@ impl Metrics {
             "Pattern reloads (SIGHUP or file change), by result; a failure keeps the running set",
             m.config_reloads.clone(),
         );
+        r.register(
+            "escalations",
+            "Escalations a receiver took, by route, receiver and kind (first, repeat, summary)",
+            m.escalations.clone(),
+        );
+        r.register(
+            "suppressed",
+            "Events not notified, by route and reason (deduplicated, below_threshold, group_wait, inhibited, silenced, rate_limited)",
+            m.suppressed.clone(),
+        );
+        r.register(
+            "receiver_errors",
+            "Escalations a receiver failed to take (write or delivery errors)",
+            m.receiver_errors.clone(),
+        );
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
@@ -219,14 +256,6 @@ impl Metrics {
     }
 
     /// Counts a reload attempt.
-    pub fn escalation(&self) -> EscalationMetrics {
-        EscalationMetrics {
-            escalations: self.escalations.clone(),
-            suppressed: self.suppressed.clone(),
-            active: self.fingerprints_active.clone(),
-        }
-    }
-
     pub fn reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.config_reloads
@@ -258,6 +287,15 @@ impl Metrics {
         OutputMetrics {
             events: self.output_events.get_or_create(&l).clone(),
             errors: self.output_errors.get_or_create(&l).clone(),
+        }
+    }
+
+    pub fn notify(&self) -> NotifyMetrics {
+        NotifyMetrics {
+            escalations: self.escalations.clone(),
+            suppressed: self.suppressed.clone(),
+            receiver_errors: self.receiver_errors.clone(),
+            active: self.fingerprints_active.clone(),
         }
     }
 

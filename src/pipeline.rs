@@ -15,13 +15,17 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, SourceKind};
 use crate::escalate::{EscalateError, WindowsHandle};
+use crate::escalation::Escalation;
+use crate::fingerprint::{Fingerprinter, MinerConfig};
 use crate::http::{self, Health};
+use crate::metrics::NotifyMetrics;
 use crate::metrics::{Metrics, OutputMetrics};
+use crate::notify::{DefaultClock, NotifyError, Receivers, Refused};
 use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
 use crate::source::file::{Tailer, Wake};
 use crate::source::{Batch, SourceCtx, StreamConfig, stdin};
-use crate::state::{Positions, StateError};
+use crate::state::{Positions, StateError, TemplateState};
 
 /// Batches in flight between sources and delivery: with batches of at most
 /// 1024 events or 512 KiB, this bounds the pipeline's memory.
@@ -45,6 +49,8 @@ pub enum RunError {
     Spawn(std::io::Error),
     #[error(transparent)]
     Escalate(#[from] EscalateError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
     #[error(
         "shutdown did not finish within shutdown_timeout ({0:?}); undelivered lines keep their old positions and are read again at the next start"
     )]
@@ -114,6 +120,11 @@ pub async fn run(
     if config.sources.is_empty() {
         health.ready.store(true, Ordering::Release);
     }
+    let templates = Arc::new(TemplateState::open(
+        &config.state_dir,
+        MinerConfig::default(),
+    ));
+    let fingerprinter = Fingerprinter::new(Some(templates.miner().clone()));
     let context_lines = config
         .routes
         .iter()
@@ -125,8 +136,11 @@ pub async fn run(
         false => Some(crate::escalate::Running::start(
             config.routes.clone(),
             &config.state_dir,
-            metrics.escalation(),
-            notifier(&config.receivers),
+            metrics.notify(),
+            notifier(
+                Receivers::new(&config.receivers, DefaultClock::default())?,
+                metrics.notify(),
+            ),
         )?),
     };
     let mut wakers = Vec::new();
@@ -144,6 +158,7 @@ pub async fn run(
             stop: stop.clone(),
             patterns: patterns.clone(),
             routes: config.routes.clone(),
+            fingerprinter: fingerprinter.clone(),
         };
         let done = done_tx.clone();
         let ready = mark_ready.clone();
@@ -182,6 +197,7 @@ pub async fn run(
         config.checkpoint_interval,
         output_sync,
         escalation.as_ref().map(crate::escalate::Running::handle),
+        templates.clone(),
     ));
     let reloader = tokio::spawn(crate::reload::run(
         config.clone(),
@@ -221,6 +237,9 @@ pub async fn run(
     checkpointer.abort();
     if let Some(e) = escalation {
         let _ = tokio::task::spawn_blocking(move || e.stop()).await;
+    }
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || templates.save()).await {
+        tracing::error!(error = %e, "cannot save the template miner at shutdown");
     }
     let saved = tokio::task::spawn_blocking(move || positions.persist()).await;
     if let Ok(Err(e)) = saved {
@@ -294,6 +313,7 @@ async fn checkpoint_loop(
     every: Duration,
     output: Option<Arc<std::fs::File>>,
     windows: Option<WindowsHandle>,
+    templates: Arc<TemplateState>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -302,10 +322,12 @@ async fn checkpoint_loop(
         let p = positions.clone();
         let out = output.clone();
         let w = windows.clone();
+        let t = templates.clone();
         let saved = tokio::task::spawn_blocking(move || {
             p.persist_after(|| {
                 out.as_ref().map_or(Ok(()), |f| f.sync_data())?;
-                w.as_ref().map_or(Ok(()), WindowsHandle::save)
+                w.as_ref().map_or(Ok(()), WindowsHandle::save)?;
+                t.save()
             })
         });
         if let Ok(Err(e)) = saved.await {
@@ -314,25 +336,21 @@ async fn checkpoint_loop(
     }
 }
 
-/// Sends each escalation to its receiver.
+/// Sends each escalation to its receiver. What a receiver does not take (over
+/// its rate, or failing) is folded back into the group's next escalation.
 fn notifier(
-    receivers: &std::collections::BTreeMap<String, crate::config::Receiver>,
-) -> impl FnMut(&crate::escalation::Escalation, &WindowsHandle) + Send + 'static {
-    let receivers = receivers.clone();
-    move |esc, _| {
-        use std::io::Write;
-        match receivers.get(&*esc.receiver) {
-            Some(crate::config::Receiver::Console) | None => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{}", esc.render_text());
-                let _ = out.flush();
-            }
-            Some(crate::config::Receiver::File { path }) => {
-                if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                    let mut line = serde_json::to_vec(esc).unwrap_or_default();
-                    line.push(b'\n');
-                    let _ = f.write_all(&line);
-                }
+    mut receivers: Receivers,
+    metrics: NotifyMetrics,
+) -> impl FnMut(&Escalation, &WindowsHandle) + Send + 'static {
+    move |esc, windows| {
+        let outcome = receivers.send(esc);
+        metrics.record(esc, &outcome);
+        match outcome {
+            Ok(_) => {}
+            Err(Refused::RateLimited) => windows.fold(esc),
+            Err(Refused::Failed(e)) => {
+                tracing::error!(error = %e, route = %esc.route, "escalation not delivered; its count goes into the group's next escalation");
+                windows.fold(esc);
             }
         }
     }

@@ -4,15 +4,16 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+use crate::correlate::{PathFields, Sticky};
 use crate::escalate::Escalator;
 use crate::escalation::Escalation;
-use crate::route::Route;
-use crate::correlate::{PathFields, Sticky};
 use crate::event::Origin;
+use crate::fingerprint::{Fingerprinter, Miner, MinerConfig};
 use crate::reload::SharedPatterns;
+use crate::route::Route;
 use crate::source::decode::Format;
 use crate::source::{BatchBuilder, StreamConfig, StreamReader};
 
@@ -40,6 +41,10 @@ pub fn replay(
     let routes: Arc<[Route]> = config.map_or_else(|| Arc::from([]), |c| c.routes.clone());
     let context_lines = routes.iter().map(|r| r.context_lines).max().unwrap_or(0);
     let mut windows = Escalator::in_memory(routes.clone());
+    // One miner for every file, as in the agent: the same message gets one fingerprint.
+    let fingerprinter = Fingerprinter::new(Some(Arc::new(Mutex::new(Miner::new(
+        MinerConfig::default(),
+    )))));
     let mut decided: Vec<Escalation> = Vec::new();
     for path in files {
         let source = config.and_then(|c| c.source_for_path(path));
@@ -67,8 +72,9 @@ pub fn replay(
             })?)
         };
         let mut stream = StreamReader::new(&stream_cfg, 0, Sticky::new());
-        let mut batch =
-            BatchBuilder::new(origin, Some(patterns.clone())).with_routes(routes.clone());
+        let mut batch = BatchBuilder::new(origin, Some(patterns.clone()))
+            .with_routes(routes.clone())
+            .with_fingerprinter(fingerprinter.clone());
         loop {
             let n = batch
                 .read(&mut stream, &mut input)
@@ -98,7 +104,10 @@ pub fn replay(
 }
 
 /// Writes the escalations decided so far as NDJSON (SPEC §5).
-fn write_escalations(to: &mut impl Write, decided: &mut Vec<Escalation>) -> Result<(), ReplayError> {
+fn write_escalations(
+    to: &mut impl Write,
+    decided: &mut Vec<Escalation>,
+) -> Result<(), ReplayError> {
     if decided.is_empty() {
         return Ok(());
     }

@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::correlate::Sticky;
+use crate::fingerprint::{Miner, MinerConfig, MinerSnapshot};
 use crate::source::identity::{FileKey, Head};
 
 const POSITIONS_FILE: &str = "positions.json";
+const TEMPLATES_FILE: &str = "templates.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -311,6 +313,72 @@ impl Positions {
             self.lock().dirty = true;
         }
         written.map(|()| true)
+    }
+}
+
+/// The template miner's clusters, kept in `state_dir/templates.json` so that
+/// fingerprints of merged templates stay the same across restarts.
+#[derive(Debug)]
+pub struct TemplateState {
+    miner: Arc<Mutex<Miner>>,
+    path: PathBuf,
+    /// `Miner::changes` when last saved.
+    saved: Mutex<u64>,
+}
+
+impl TemplateState {
+    /// The miner, restored from `state_dir` when a saved one is readable.
+    pub fn open(state_dir: &Path, config: MinerConfig) -> TemplateState {
+        let path = state_dir.join(TEMPLATES_FILE);
+        let mut miner = Miner::new(config);
+        match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<MinerSnapshot>(&bytes) {
+                Ok(snapshot) => {
+                    let kept = miner.restore(snapshot);
+                    tracing::debug!(templates = kept, "template miner restored");
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "saved templates are unreadable; starting afresh (merged templates may get new fingerprints)");
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read saved templates; starting afresh");
+            }
+        }
+        let saved = Mutex::new(miner.changes());
+        TemplateState {
+            miner: Arc::new(Mutex::new(miner)),
+            path,
+            saved,
+        }
+    }
+
+    pub fn miner(&self) -> &Arc<Mutex<Miner>> {
+        &self.miner
+    }
+
+    /// Saves the clusters if any was made or widened since the last save.
+    pub fn save(&self) -> io::Result<()> {
+        let (changes, snapshot) = {
+            let miner = self.miner.lock().unwrap_or_else(|p| p.into_inner());
+            let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+            if *saved == miner.changes() {
+                return Ok(());
+            }
+            *saved = miner.changes();
+            (miner.changes(), miner.snapshot())
+        };
+        let bytes = serde_json::to_vec(&snapshot).map_err(io::Error::other)?;
+        let written = write_atomic(&self.path, &bytes);
+        if written.is_err() {
+            // Saved next time.
+            let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+            if *saved == changes {
+                *saved = changes.wrapping_sub(1);
+            }
+        }
+        written
     }
 }
 

@@ -22,10 +22,10 @@ use toml::Spanned;
 
 use crate::correlate::PathFields;
 use crate::escalation::Sample;
-use crate::route::{Inhibit, Matcher, Route};
 use crate::event::Origin;
 use crate::multiline::{self, Mode};
 use crate::pattern::MultilineSpec;
+use crate::route::{Inhibit, Matcher, Route};
 use crate::source::StreamConfig;
 use crate::source::decode::Format;
 
@@ -120,12 +120,32 @@ pub struct FileOutput {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone)]
-pub enum Receiver {
+/// One `[receiver.NAME]`: what it is, and the keys every type shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receiver {
+    pub kind: ReceiverKind,
+    /// `rate`: at most this many escalations per period; `None`: the type's default
+    /// (`notify::default_rate`).
+    pub rate: Option<units::Rate>,
+}
+
+/// A receiver's `type` and the keys of that type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReceiverKind {
     /// Prints escalations to stdout.
     Console,
     /// Appends escalations as NDJSON to a file.
     File { path: PathBuf },
+}
+
+impl ReceiverKind {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ReceiverKind::Console => "console",
+            ReceiverKind::File { .. } => "file",
+        }
+    }
 }
 
 pub mod defaults {
@@ -275,6 +295,7 @@ struct ReceiverToml {
     #[serde(rename = "type")]
     kind: Spanned<String>,
     path: Option<Spanned<String>>,
+    rate: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -365,6 +386,9 @@ impl Config {
         if self.output_file.as_ref().map(|o| &o.path) != new.output_file.as_ref().map(|o| &o.path) {
             changed.push("output");
         }
+        if self.receivers != new.receivers {
+            changed.push("receiver");
+        }
         changed
     }
 
@@ -416,7 +440,11 @@ fn split_tables<'i>(
             }
         }
     }
-    (Spanned::new(span, toml::de::DeValue::Table(rest)), sources, routes)
+    (
+        Spanned::new(span, toml::de::DeValue::Table(rest)),
+        sources,
+        routes,
+    )
 }
 
 /// Collects every problem instead of stopping at the first, so that `check`
@@ -577,8 +605,14 @@ impl Validator<'_> {
                 route.receivers.push(Arc::from(name.get_ref().as_str()));
             } else {
                 let fix = match nearest(name.get_ref(), receivers) {
-                    Some(n) => format!("did you mean `{n}`? define it as [receiver.{}]", name.get_ref()),
-                    None => format!("define it as [receiver.{}] with a type, e.g. type = \"console\"", name.get_ref()),
+                    Some(n) => format!(
+                        "did you mean `{n}`? define it as [receiver.{}]",
+                        name.get_ref()
+                    ),
+                    None => format!(
+                        "define it as [receiver.{}] with a type, e.g. type = \"console\"",
+                        name.get_ref()
+                    ),
                 };
                 self.errors.push(self.ctx.diag(
                     name.span(),
@@ -597,8 +631,12 @@ impl Validator<'_> {
             route.repeat_interval,
             units::duration,
         );
-        route.group_wait =
-            self.unit("group_wait", r.group_wait.as_ref(), route.group_wait, units::duration);
+        route.group_wait = self.unit(
+            "group_wait",
+            r.group_wait.as_ref(),
+            route.group_wait,
+            units::duration,
+        );
         if let Some(t) = &r.threshold {
             route.threshold = *t.get_ref();
         }
@@ -614,9 +652,10 @@ impl Validator<'_> {
         for i in &r.inhibit {
             match Inhibit::from_table(i.get_ref()) {
                 Ok(rule) => route.inhibit.push(rule),
-                Err(fix) => self
-                    .errors
-                    .push(self.ctx.diag(i.span(), "invalid `inhibit` rule", fix)),
+                Err(fix) => {
+                    self.errors
+                        .push(self.ctx.diag(i.span(), "invalid `inhibit` rule", fix))
+                }
             }
         }
         if let Err(fix) = route.validate() {
@@ -993,7 +1032,8 @@ impl Validator<'_> {
     fn receiver(&mut self, r: Spanned<ReceiverToml>) -> Option<Receiver> {
         let span = r.span();
         let r = r.into_inner();
-        match r.kind.get_ref().as_str() {
+        let rate = self.unit("rate", r.rate.as_ref(), None, |t| units::rate(t).map(Some));
+        let kind = match r.kind.get_ref().as_str() {
             "console" => {
                 if let Some(p) = &r.path {
                     self.errors.push(self.ctx.diag(
@@ -1002,19 +1042,19 @@ impl Validator<'_> {
                         "remove it, or use type = \"file\"",
                     ));
                 }
-                Some(Receiver::Console)
+                ReceiverKind::Console
             }
             "file" => match &r.path {
-                Some(p) => Some(Receiver::File {
+                Some(p) => ReceiverKind::File {
                     path: PathBuf::from(self.string(p)?),
-                }),
+                },
                 None => {
                     self.errors.push(self.ctx.diag(
                         span,
                         "file receiver has no `path`",
                         "add path = \"/var/log/logward/escalations.ndjson\"",
                     ));
-                    None
+                    return None;
                 }
             },
             other => {
@@ -1023,9 +1063,10 @@ impl Validator<'_> {
                     format!("unknown receiver type `{other}`"),
                     "use \"console\" or \"file\"",
                 ));
-                None
+                return None;
             }
-        }
+        };
+        Some(Receiver { kind, rate })
     }
 }
 
@@ -1191,6 +1232,73 @@ mod tests {
     fn a_bad_unit_value_names_its_key() {
         let err = parse("shutdown_timeout = \"soon\"\n").unwrap_err();
         assert!(err.0[0].problem.contains("`shutdown_timeout`"), "{err}");
+    }
+
+    #[test]
+    fn every_receiver_type_takes_a_rate() {
+        let c = parse(
+            "[receiver.out]\ntype = \"console\"\nrate = \"3/min\"\n[receiver.log]\ntype = \"file\"\npath = \"/tmp/e.ndjson\"\nrate = \"10/30s\"\n[receiver.all]\ntype = \"file\"\npath = \"/tmp/all.ndjson\"\n",
+        )
+        .unwrap();
+        let out = &c.receivers["out"];
+        assert_eq!(out.kind, ReceiverKind::Console);
+        let rate = out.rate.unwrap();
+        assert_eq!((rate.count.get(), rate.per), (3, Duration::from_secs(60)));
+        let log = &c.receivers["log"];
+        assert_eq!(log.kind.type_name(), "file");
+        assert_eq!(log.rate.unwrap().per, Duration::from_secs(30));
+        assert_eq!(c.receivers["all"].rate, None);
+    }
+
+    #[test]
+    fn a_bad_receiver_rate_names_its_place_and_the_fix() {
+        let err = parse(
+            "[receiver.out]\ntype = \"console\"\nrate = \"often\"\n[receiver.log]\ntype = \"file\"\npath = \"/tmp/e.ndjson\"\nrate = \"0/min\"\n",
+        )
+        .unwrap_err();
+        let found: Vec<(usize, usize, &str)> = err
+            .0
+            .iter()
+            .map(|d| (d.line, d.col, d.problem.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![(3, 8, "invalid `rate`"), (7, 8, "invalid `rate`")],
+            "{err}"
+        );
+        assert!(err.0[0].fix.contains("\"20/min\""), "{err}");
+        assert!(err.to_string().contains("t.toml:3:8"), "{err}");
+    }
+
+    #[test]
+    fn receiver_type_and_keys_are_checked() {
+        let err = parse(
+            "[receiver.a]\ntype = \"console\"\npath = \"/x\"\n[receiver.b]\ntype = \"file\"\n[receiver.c]\ntype = \"pager\"\n",
+        )
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        assert!(
+            found.contains(&(3, "`path` does not apply to a console receiver")),
+            "{err}"
+        );
+        assert!(found.contains(&(4, "file receiver has no `path`")), "{err}");
+        assert!(
+            found.contains(&(7, "unknown receiver type `pager`")),
+            "{err}"
+        );
+        let err =
+            parse("[receiver.d]\ntype = \"file\"\npath = \"/x\"\nrat = \"1/s\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, 4, "{err}");
+        assert!(err.0[0].fix.contains("`rate`"), "{err}");
+    }
+
+    #[test]
+    fn a_receiver_change_needs_a_restart() {
+        let a = parse("[receiver.out]\ntype = \"console\"\n").unwrap();
+        let b = parse("[receiver.out]\ntype = \"console\"\nrate = \"1/s\"\n").unwrap();
+        assert_eq!(a.restart_needed(&b), vec!["receiver"]);
+        assert!(a.restart_needed(&a.clone()).is_empty());
     }
 
     #[test]

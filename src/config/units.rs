@@ -31,6 +31,13 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl std::fmt::Display for Rate {
+    /// `20/1m`, `5/1s`: a form [`rate`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
+    }
+}
+
 /// Parses a rate such as `20/min`, `5/s`, `100/h` or `10/30s`.
 pub fn rate(text: &str) -> Result<Rate, String> {
     let fix = || {
@@ -79,5 +86,14 @@ mod tests {
         assert_eq!(rate("10/30s").unwrap().per, Duration::from_secs(30));
         assert!(rate("0/min").is_err());
         assert!(rate("20 per minute").is_err());
+    }
+
+    #[test]
+    fn a_rate_prints_as_it_reads() {
+        for text in ["20/min", "5/s", "10/30s", "100/1h 30m"] {
+            let r = rate(text).unwrap();
+            assert_eq!(rate(&r.to_string()), Ok(r), "{text} -> {r}");
+        }
+        assert_eq!(rate("20/min").unwrap().to_string(), "20/1m");
     }
 }

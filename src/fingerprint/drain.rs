@@ -152,6 +152,8 @@ pub struct Miner {
     leaves: ByHash<Vec<u32>>,
     next_seq: u64,
     evictions: u64,
+    /// Clusters made or widened: what a saved snapshot must be renewed for.
+    changes: u64,
     tokens: Vec<(u32, u32)>,
     leaf_buf: Vec<u8>,
 }
@@ -170,6 +172,7 @@ impl Miner {
             leaves: ByHash::default(),
             next_seq: 0,
             evictions: 0,
+            changes: 0,
             tokens: Vec::new(),
             leaf_buf: Vec::new(),
         }
@@ -202,6 +205,12 @@ impl Miner {
         }
         let id = self.create(scope, masked, key_hash, leaf);
         Some(self.hit(id))
+    }
+
+    /// Grows when a cluster is made or widened (not when one is only used):
+    /// a snapshot saved at one value stays good until it moves.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Clusters held.
@@ -358,6 +367,8 @@ impl Miner {
             }
         }
         if changed {
+            self.changes += 1;
+            let c = self.cluster_mut(id);
             let mut t = String::with_capacity(c.key.len());
             for k in 0..c.tokens.len() {
                 if k > 0 {
@@ -375,6 +386,7 @@ impl Miner {
         if self.len >= self.config.max_templates {
             self.evict_oldest();
         }
+        self.changes += 1;
         let key: Arc<str> = Arc::from(masked);
         let cluster = Cluster {
             scope: Arc::from(scope),

@@ -34,6 +34,9 @@ struct PatternToml {
     context: Option<Spanned<toml::Value>>,
     multiline: Option<Spanned<MultilineToml>>,
     fingerprint: Option<Vec<Spanned<String>>>,
+    /// `false`: templates of this pattern are its masked messages, never merged by the miner.
+    #[serde(default = "mine_by_default")]
+    mine_templates: bool,
     #[serde(default)]
     example: Vec<Spanned<ExampleToml>>,
 }
@@ -406,6 +409,7 @@ fn pattern(
         context,
         multiline,
         fingerprint,
+        mine_templates: p.mine_templates,
         examples,
     })
 }
@@ -487,6 +491,10 @@ fn regex_matcher(
         source: text,
         roles,
     })
+}
+
+fn mine_by_default() -> bool {
+    true
 }
 
 fn json_matcher(require: &[Spanned<String>], j: &JsonToml) -> Matcher {

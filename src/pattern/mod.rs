@@ -51,6 +51,8 @@ pub struct Pattern {
     /// across a reload that drops or changes the pattern.
     pub multiline: Option<Arc<MultilineSpec>>,
     pub fingerprint: Vec<String>,
+    /// Whether the template miner may merge this pattern's templates.
+    pub mine_templates: bool,
     pub examples: Vec<Example>,
 }
 

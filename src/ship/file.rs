@@ -40,7 +40,13 @@ impl FileOutput {
             .append(true)
             .open(path)
             .map_err(err)?;
-        cut_torn_line(&mut file).map_err(err)?;
+        let cut = cut_torn_line(&mut file).map_err(err)?;
+        if cut > 0 {
+            tracing::warn!(
+                cut_bytes = cut,
+                "output file ended in a torn line (crash while writing); cut it, it will be written again"
+            );
+        }
         Ok(FileOutput {
             path: path.to_path_buf(),
             file,
@@ -86,11 +92,12 @@ impl FileOutput {
     }
 }
 
-/// Truncates the file after its last `\n`, if it does not end with one.
-fn cut_torn_line(file: &mut File) -> io::Result<()> {
+/// Truncates the file after its last `\n`, if it does not end with one; returns the number of
+/// bytes cut.
+pub(crate) fn cut_torn_line(file: &mut File) -> io::Result<u64> {
     let len = file.seek(SeekFrom::End(0))?;
     if len == 0 {
-        return Ok(());
+        return Ok(0);
     }
     let mut pos = len;
     let mut buf = vec![0u8; 64 * 1024];
@@ -101,17 +108,13 @@ fn cut_torn_line(file: &mut File) -> io::Result<()> {
         if let Some(i) = memchr::memrchr(b'\n', chunk) {
             let keep = from + i as u64 + 1;
             if keep != len {
-                tracing::warn!(
-                    cut_bytes = len - keep,
-                    "output file ended in a torn line (crash while writing); cut it, it will be written again"
-                );
                 file.set_len(keep)?;
             }
-            return Ok(());
+            return Ok(len - keep);
         }
         if from == 0 {
             file.set_len(0)?;
-            return Ok(());
+            return Ok(len);
         }
         pos = from;
     }

@@ -372,8 +372,7 @@ impl Tailer {
             let now = Instant::now();
             if t.stream.flush_due().is_some_and(|d| d <= now) {
                 // The record held for a next line that has not come (the last trace of a file).
-                let mut batch =
-                    self.ctx.batch(t.origin.clone());
+                let mut batch = self.ctx.batch(t.origin.clone());
                 let start = t.stream.ack_offset();
                 batch.flush_expired(&mut t.stream, now);
                 send(

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::correlate::{Correlator, Sticky};
 use crate::event::{Event, Origin, Record, Routed, Timestamp};
+use crate::fingerprint::{FingerprintInput, Fingerprinter};
 use crate::metrics::SourceMetrics;
 use crate::multiline::{Joiners, Mode, Rules};
 use crate::pattern::{PatternSet, Scratch};
@@ -83,12 +84,15 @@ pub struct SourceCtx {
     pub stop: Arc<AtomicBool>,
     pub patterns: SharedPatterns,
     pub routes: Arc<[Route]>,
+    pub fingerprinter: Fingerprinter,
 }
 
 impl SourceCtx {
     /// A batch of the stream of `origin`, extracted and routed.
     pub fn batch(&self, origin: Origin) -> BatchBuilder {
-        BatchBuilder::new(origin, Some(self.patterns.clone())).with_routes(self.routes.clone())
+        BatchBuilder::new(origin, Some(self.patterns.clone()))
+            .with_routes(self.routes.clone())
+            .with_fingerprinter(self.fingerprinter.clone())
     }
 
     pub fn stopping(&self) -> bool {
@@ -391,6 +395,7 @@ pub struct BatchBuilder {
     patterns: Option<SharedPatterns>,
     /// Events that match one of these carry their routes and context to the windows.
     routes: Arc<[Route]>,
+    fingerprinter: Fingerprinter,
     scratch: Scratch,
 }
 
@@ -403,8 +408,15 @@ impl BatchBuilder {
             bytes: 0,
             patterns,
             routes: Arc::from([]),
+            fingerprinter: Fingerprinter::default(),
             scratch: Scratch::default(),
         }
+    }
+
+    /// Fingerprints with this fingerprinter (and its template miner).
+    pub fn with_fingerprinter(mut self, fingerprinter: Fingerprinter) -> BatchBuilder {
+        self.fingerprinter = fingerprinter;
+        self
     }
 
     /// Routes events as they are made (see [`Routed`]).
@@ -465,6 +477,12 @@ impl BatchBuilder {
             stream
                 .correlator
                 .apply(&mut ev, &self.origin.path_fields, winner);
+            let mut input =
+                FingerprintInput::from_event(&ev, winner.map(|p| p.fingerprint.as_slice()));
+            input.mine = winner.is_none_or(|p| p.mine_templates);
+            let (template, fingerprint) = self.fingerprinter.apply(input);
+            ev.template = Some(template);
+            ev.fingerprint = Some(fingerprint);
             if !self.routes.is_empty() {
                 let routes: Vec<usize> = route::matching_indices(&self.routes, &ev).collect();
                 if !routes.is_empty() {
