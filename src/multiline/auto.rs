@@ -131,7 +131,7 @@ pub fn trace_after(line: &str) -> Option<Trace> {
             state: State::GoStack,
         });
     }
-    if memchr::memmem::find(bytes, CONSOLE_PAD.as_bytes()).is_some() {
+    if CONSOLE_PAD_FINDER.find(bytes).is_some() {
         let text = body(line);
         let rest = text.strip_prefix(CONSOLE_PAD)?;
         if rest.starts_with(|c: char| !c.is_ascii_whitespace()) {
@@ -148,7 +148,9 @@ pub fn trace_after(line: &str) -> Option<Trace> {
 /// ask this, not `str::trim`, when it drops blank lines between records and
 /// trims them from the end of a record.
 pub fn is_blank(line: &str) -> bool {
-    body(line).trim_ascii().is_empty()
+    let len = line.trim_ascii_end().len();
+    // No CI prefix is longer: most lines are found not blank without a regex.
+    len == 0 || len <= LONGEST_PREFIX && body(line).trim_ascii().is_empty()
 }
 
 // ------------------------------------------------------------------ the gate
@@ -330,6 +332,10 @@ static CI_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:\[{TS}\] ?|\[[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:\.[0-9]+)?\] |{TS}(?: [0-9a-f]{{2}}[OE](?:\+ ?| |$)| |$)|_bk;t=[0-9]+\x07)"
     ))
 });
+
+/// An upper bound of a CI prefix's length (`[` timestamp with nanoseconds
+/// and offset `] `; GitLab's timestamp and `00O+ `).
+const LONGEST_PREFIX: usize = 48;
 
 /// The line without its CI prefix and without a `\r` left by CRLF files.
 fn body(line: &str) -> &str {
@@ -532,10 +538,11 @@ const GO_SECTION_RE: &str = r"goroutine (?:[0-9]+ .*\]:|running on other thread.
 
 static GO_FUNCTION: LazyLock<Regex> = LazyLock::new(|| regex(&format!("^(?:{GO_FUNCTION_RE})$")));
 
-/// Unindented lines inside a Go section.
+/// Unindented lines inside a Go section. Not `panic:`: a nested panic is
+/// indented (`\tpanic: second`), an unindented one is the next crash.
 static GO_LINE: LazyLock<Regex> = LazyLock::new(|| {
     regex(&format!(
-        r"^(?:{GO_SECTION_RE}|{GO_FUNCTION_RE}|\[signal .*\]|created by .*|\.\.\.additional frames elided\.\.\.|(?:panic|fatal error): .*)$"
+        r"^(?:{GO_SECTION_RE}|{GO_FUNCTION_RE}|\[signal .*\]|created by .*|\.\.\.additional frames elided\.\.\.)$"
     ))
 });
 
@@ -548,6 +555,9 @@ static GO_EXIT: LazyLock<Regex> = LazyLock::new(|| regex(r"^exit status [0-9]+$"
 /// Microsoft.Extensions.Logging's console formatter pads every line of an
 /// entry after the first by the width of `info: `.
 const CONSOLE_PAD: &str = "      ";
+
+static CONSOLE_PAD_FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+    LazyLock::new(|| memchr::memmem::Finder::new(CONSOLE_PAD));
 
 impl State {
     fn kind(self) -> Kind {
@@ -960,6 +970,9 @@ mod tests {
             ("/app/index.js:3", Kind::Node),
             ("file:///app/esm.mjs:2", Kind::Node),
             ("/app/src/server.ts:14", Kind::Node),
+            ("/app/web/App.tsx:7", Kind::Node),
+            ("/app/lib/util.cjs:120", Kind::Node),
+            (r"C:\app\index.js:3", Kind::Node),
             (
                 "Unhandled exception. System.InvalidOperationException: Order 42",
                 Kind::DotNet,
@@ -1063,6 +1076,7 @@ mod tests {
             }
             assert!(!trace.continues(next), "{lines:?}");
             assert!(!trace.continues("main.go:12: something"), "{lines:?}");
+            assert!(!trace.continues("panic: the next crash"), "{lines:?}");
         }
     }
 
@@ -1164,7 +1178,11 @@ mod tests {
             "2026-11-22T09:58:40.947334Z 00O ",
             "[2026-11-22T09:41:40.118Z] ",
             "[12:00:01] ",
+            "[2026-11-22T09:30:14.123456789+00:00] ",
+            "2026-11-22T09:30:14.123456789+00:00 0fE+ ",
+            "_bk;t=17000000000000000000\x07",
         ] {
+            assert!(line.trim_end().len() <= LONGEST_PREFIX);
             assert!(is_blank(line), "{line:?}");
         }
         assert!(!is_blank("2026-11-22T09:30:14.2307780Z x"));

@@ -165,7 +165,7 @@ impl Joiner {
             out.push(rec);
             return;
         }
-        let blank = is_blank(&rec.line);
+        let blank = auto::is_blank(&rec.line);
         if let Some(open) = self.open.as_mut() {
             if open.continues(&rec.line) {
                 if blank {
@@ -261,13 +261,6 @@ impl Joiner {
     }
 }
 
-/// Whether a line is blank, CI prefix aside (`2026-11-22T09:30:14.2307780Z ` alone).
-/// A CI prefix is at most some 40 bytes, so a longer line is not looked at twice.
-fn is_blank(line: &str) -> bool {
-    const LONGEST_BLANK: usize = 64;
-    line.is_empty() || (line.len() <= LONGEST_BLANK && auto::is_blank(line))
-}
-
 /// The joiners of one file: one per container stream.
 #[derive(Debug, Default)]
 pub struct Joiners {
@@ -281,19 +274,22 @@ impl Joiners {
     }
 
     pub fn flush_expired(&mut self, now: Instant, out: &mut Vec<Record>) {
-        let mut due: Vec<&mut Joiner> = self.streams.iter_mut().collect();
-        due.sort_by_key(|j| j.pending_offset());
-        for j in due {
+        for j in self.by_offset() {
             j.flush_expired(now, out);
         }
     }
 
     pub fn finish(&mut self, out: &mut Vec<Record>) {
-        let mut all: Vec<&mut Joiner> = self.streams.iter_mut().collect();
-        all.sort_by_key(|j| j.pending_offset());
-        for j in all {
+        for j in self.by_offset() {
             j.finish(out);
         }
+    }
+
+    /// The joiners, the one holding the earliest record first: records go out in file order.
+    fn by_offset(&mut self) -> Vec<&mut Joiner> {
+        let mut all: Vec<&mut Joiner> = self.streams.iter_mut().collect();
+        all.sort_by_key(|j| j.pending_offset());
+        all
     }
 
     pub fn pending_offset(&self) -> Option<u64> {
