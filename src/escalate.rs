@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::escalation::Escalation;
 use crate::event::{Event, Timestamp};
 use crate::metrics::NotifyMetrics;
 use crate::route::Route;
+use crate::silence::SilenceWatch;
 use crate::state::write_atomic;
 use crate::window::{Windows, WindowsSnapshot};
 
@@ -33,6 +34,11 @@ pub enum EscalateError {
 
 /// How often the timer thread looks even when no timer is due (and saves a changed state).
 const TIMER_PERIOD: Duration = Duration::from_secs(1);
+/// The least time between two saves of the window state made to let escalations out.
+const SAVE_SPACING: Duration = Duration::from_millis(200);
+/// Escalations on their way to the notifier: when receivers are slower than
+/// the windows decide, deciding waits (and so does reading), memory does not grow.
+const NOTIFIER_QUEUE: usize = 1024;
 
 /// Where escalations go once decided.
 pub trait Dispatch {
@@ -50,8 +56,13 @@ pub struct Escalator {
     windows: Windows,
     /// `None` for `replay`: nothing is saved.
     path: Option<PathBuf>,
+    /// The silences of `state_dir`, re-read as they change; none in `replay`.
+    silences: Option<SilenceWatch>,
     metrics: Option<NotifyMetrics>,
     out: Vec<Escalation>,
+    /// Decided, waiting for the save that must precede them (see `flush`).
+    held: Vec<Escalation>,
+    last_save: Option<Instant>,
 }
 
 impl Escalator {
@@ -74,11 +85,18 @@ impl Escalator {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(EscalateError::Read { path, source }),
         }
+        let mut silences = SilenceWatch::new(state_dir);
+        if let Err(e) = silences.refresh(now) {
+            tracing::error!(error = %e, "cannot read the silences; none applies until they can be read");
+        }
         Ok(Escalator {
             windows,
             path: Some(path),
+            silences: Some(silences),
             metrics: Some(metrics),
             out: Vec::new(),
+            held: Vec::new(),
+            last_save: None,
         })
     }
 
@@ -87,8 +105,11 @@ impl Escalator {
         Escalator {
             windows: Windows::new(routes).with_host(hostname()),
             path: None,
+            silences: None,
             metrics: None,
             out: Vec::new(),
+            held: Vec::new(),
+            last_save: None,
         }
     }
 
@@ -114,15 +135,25 @@ impl Escalator {
                     .get(r)
                     .map_or(0, |route| route.context_lines);
                 let context = &routed.context[routed.context.len().saturating_sub(keep)..];
+                let silenced = self.silences.as_ref().and_then(|s| s.silenced_by(ev, at));
                 self.windows
-                    .observe(r, ev, context, at, None, &mut self.out);
+                    .observe(r, ev, context, at, silenced, &mut self.out);
             }
         }
         self.flush(to);
     }
 
-    /// Runs the timers due at `now`.
+    /// Runs the timers due at `now`, and takes in changed silences.
     pub fn tick(&mut self, now: Timestamp, to: &mut impl Dispatch) {
+        if let Some(s) = self.silences.as_mut() {
+            match s.refresh(now) {
+                Ok(true) => tracing::info!(active = s.active_count(now), "silences changed"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the silences; the previous ones stay in force")
+                }
+            }
+        }
         self.windows.tick(now, &mut self.out);
         self.flush(to);
     }
@@ -157,25 +188,36 @@ impl Escalator {
         let bytes = serde_json::to_vec(&snapshot).map_err(io::Error::other)?;
         write_atomic(path, &bytes)?;
         self.windows.saved(&snapshot);
+        self.last_save = Some(Instant::now());
         Ok(())
     }
 
     /// Hands out what the windows decided: after saving, when a first or a
-    /// repeat is among it, so that a crash cannot make it go out twice.
+    /// repeat is among it, so that a crash cannot make it go out twice. Saves
+    /// are at most one per `SAVE_SPACING`: escalations decided in between are
+    /// held until the next one (the timer thread comes back for them), so a
+    /// storm of new groups costs a few saves a second, not one per batch.
     fn flush(&mut self, to: &mut impl Dispatch) {
-        if self.out.is_empty() {
-            self.count();
-            return;
-        }
-        if self.windows.must_save_now() {
+        self.held.append(&mut self.out);
+        if !self.held.is_empty() && self.windows.must_save_now() {
+            let spaced = self.last_save.is_none_or(|t| t.elapsed() >= SAVE_SPACING);
+            if !spaced {
+                self.count();
+                return;
+            }
             if let Err(e) = self.save() {
                 tracing::error!(error = %e, "cannot save window state before notifying; after a crash this notification may be sent again");
             }
         }
-        for esc in self.out.drain(..) {
+        for esc in self.held.drain(..) {
             to.dispatch(esc);
         }
         self.count();
+    }
+
+    /// Escalations wait for a save: the timer must come back within `SAVE_SPACING`.
+    fn waiting(&self) -> bool {
+        !self.held.is_empty()
     }
 
     fn count(&mut self) {
@@ -198,7 +240,17 @@ pub struct Running {
 #[derive(Clone)]
 pub struct WindowsHandle {
     escalator: Arc<Mutex<Escalator>>,
-    tx: mpsc::Sender<Escalation>,
+    tx: mpsc::SyncSender<ToNotifier>,
+    /// What receivers refused, folded back by the timer thread: the notifier
+    /// never takes the windows' lock, whose holder may be waiting for it.
+    refused: Arc<Mutex<Vec<Escalation>>>,
+}
+
+/// The notifier's input. It holds a handle itself (to fold what a receiver
+/// refuses), so it is told to stop rather than waiting for the senders to go.
+enum ToNotifier {
+    Send(Box<Escalation>),
+    Stop,
 }
 
 impl WindowsHandle {
@@ -221,26 +273,43 @@ impl WindowsHandle {
         self.lock().save()
     }
 
-    fn tick(&self) -> Option<Timestamp> {
+    /// Saves and hands out the escalations waiting for a save (at shutdown).
+    fn release_held(&self) {
         let tx = self.tx.clone();
         let mut e = self.lock();
-        e.tick(Timestamp::now(), &mut |esc| send(&tx, esc));
+        e.last_save = None;
+        e.flush(&mut |esc| send(&tx, esc));
+    }
+
+    /// Runs the timers, folds what receivers refused, saves. Returns when to come back.
+    fn tick(&self) -> (Option<Timestamp>, bool) {
+        let tx = self.tx.clone();
+        let refused = std::mem::take(&mut *self.refused.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut e = self.lock();
+        let now = Timestamp::now();
+        for esc in &refused {
+            e.fold(esc, now, &mut |x| send(&tx, x));
+        }
+        e.tick(now, &mut |esc| send(&tx, esc));
         if let Err(err) = e.save() {
             tracing::error!(error = %err, "cannot save window state; will retry");
         }
-        e.next_due()
+        // What waited for that save goes out now.
+        e.flush(&mut |esc| send(&tx, esc));
+        (e.next_due(), e.waiting())
     }
 
     /// A receiver refused `esc`: its events go into the group's next escalation.
     pub fn fold(&self, esc: &Escalation) {
-        let tx = self.tx.clone();
-        self.lock()
-            .fold(esc, Timestamp::now(), &mut |e| send(&tx, e));
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(esc.clone());
     }
 }
 
-fn send(tx: &mpsc::Sender<Escalation>, esc: Escalation) {
-    if tx.send(esc).is_err() {
+fn send(tx: &mpsc::SyncSender<ToNotifier>, esc: Escalation) {
+    if tx.send(ToNotifier::Send(Box::new(esc))).is_err() {
         tracing::error!("the notifier has stopped; an escalation is dropped");
     }
 }
@@ -255,18 +324,18 @@ impl Running {
         mut deliver: impl FnMut(&Escalation, &WindowsHandle) + Send + 'static,
     ) -> Result<Running, EscalateError> {
         let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?;
-        let (tx, rx) = mpsc::channel::<Escalation>();
+        let (tx, rx) = mpsc::sync_channel::<ToNotifier>(NOTIFIER_QUEUE);
         let handle = WindowsHandle {
             escalator: Arc::new(Mutex::new(escalator)),
             tx,
+            refused: Arc::default(),
         };
         let notifier = {
             let handle = handle.clone();
             thread::Builder::new()
                 .name("notifier".into())
                 .spawn(move || {
-                    // Ends when every handle (and so every sender) is gone.
-                    while let Ok(esc) = rx.recv() {
+                    while let Ok(ToNotifier::Send(esc)) = rx.recv() {
                         deliver(&esc, &handle);
                     }
                 })
@@ -278,14 +347,15 @@ impl Running {
             thread::Builder::new()
                 .name("windows".into())
                 .spawn(move || {
-                    let mut due = None;
+                    let (mut due, mut waiting) = (None, false);
                     loop {
-                        let wait = due.map_or(TIMER_PERIOD, |d: Timestamp| {
+                        let period = if waiting { SAVE_SPACING } else { TIMER_PERIOD };
+                        let wait = due.map_or(period, |d: Timestamp| {
                             let ns = d.as_nanos().saturating_sub(Timestamp::now().as_nanos());
-                            Duration::from_nanos(u64::try_from(ns).unwrap_or(0)).min(TIMER_PERIOD)
+                            Duration::from_nanos(u64::try_from(ns).unwrap_or(0)).min(period)
                         });
                         match stopped.recv_timeout(wait) {
-                            Err(RecvTimeoutError::Timeout) => due = handle.tick(),
+                            Err(RecvTimeoutError::Timeout) => (due, waiting) = handle.tick(),
                             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                         }
                     }
@@ -308,10 +378,12 @@ impl Running {
     pub fn stop(self) {
         let _ = self.stop_timer.send(());
         let _ = self.timer.join();
+        self.handle.release_held();
         if let Err(e) = self.handle.save() {
             tracing::error!(error = %e, "cannot save window state at shutdown; groups may be notified again after the restart");
         }
-        drop(self.handle);
+        // After everything decided so far: the channel keeps order.
+        let _ = self.handle.tx.send(ToNotifier::Stop);
         let _ = self.notifier.join();
     }
 }

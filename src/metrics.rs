@@ -46,6 +46,26 @@ pub struct Metrics {
     suppressed: Family<SuppressedLabels, Counter>,
     receiver_errors: Family<ReceiverLabel, Counter>,
     fingerprints_active: Gauge,
+    templates: Gauge,
+    templates_evicted: Counter,
+}
+
+/// The template miner's size and evictions, updated at each checkpoint.
+#[derive(Debug, Clone)]
+pub struct TemplateMetrics {
+    live: Gauge,
+    evicted: Counter,
+}
+
+impl TemplateMetrics {
+    /// `evictions` is the miner's running total.
+    pub fn update(&self, live: usize, evictions: u64) {
+        self.live.set(i64::try_from(live).unwrap_or(i64::MAX));
+        let counted = self.evicted.get();
+        if evictions > counted {
+            self.evicted.inc_by(evictions - counted);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,6 +194,8 @@ impl Metrics {
             suppressed: Family::default(),
             receiver_errors: Family::default(),
             fingerprints_active: Gauge::default(),
+            templates: Gauge::default(),
+            templates_evicted: Counter::default(),
             registry,
         };
         let r = &mut m.registry;
@@ -183,6 +205,16 @@ impl Metrics {
             m.lines_read.clone(),
         );
         r.register("bytes_read", "Bytes read by a source", m.bytes_read.clone());
+        r.register(
+            "templates",
+            "Templates the template miner holds (capped, least recently used evicted)",
+            m.templates.clone(),
+        );
+        r.register(
+            "templates_evicted",
+            "Templates the miner evicted to stay under its cap",
+            m.templates_evicted.clone(),
+        );
         r.register(
             "fingerprints_active",
             "Live groups in the routes' windows",
@@ -253,6 +285,13 @@ impl Metrics {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
         Arc::new(m)
+    }
+
+    pub fn templates(&self) -> TemplateMetrics {
+        TemplateMetrics {
+            live: self.templates.clone(),
+            evicted: self.templates_evicted.clone(),
+        }
     }
 
     /// Counts a reload attempt.

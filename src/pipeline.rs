@@ -18,8 +18,8 @@ use crate::escalate::{EscalateError, WindowsHandle};
 use crate::escalation::Escalation;
 use crate::fingerprint::{Fingerprinter, MinerConfig};
 use crate::http::{self, Health};
-use crate::metrics::NotifyMetrics;
 use crate::metrics::{Metrics, OutputMetrics};
+use crate::metrics::{NotifyMetrics, TemplateMetrics};
 use crate::notify::{DefaultClock, NotifyError, Receivers, Refused};
 use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
@@ -198,6 +198,7 @@ pub async fn run(
         output_sync,
         escalation.as_ref().map(crate::escalate::Running::handle),
         templates.clone(),
+        metrics.templates(),
     ));
     let reloader = tokio::spawn(crate::reload::run(
         config.clone(),
@@ -314,6 +315,7 @@ async fn checkpoint_loop(
     output: Option<Arc<std::fs::File>>,
     windows: Option<WindowsHandle>,
     templates: Arc<TemplateState>,
+    template_metrics: TemplateMetrics,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,6 +335,8 @@ async fn checkpoint_loop(
         if let Ok(Err(e)) = saved.await {
             tracing::error!(error = %e, "cannot write positions; will retry");
         }
+        let (live, evicted) = templates.stats();
+        template_metrics.update(live, evicted);
     }
 }
 

@@ -358,6 +358,12 @@ impl TemplateState {
         &self.miner
     }
 
+    /// Templates held, and evicted so far.
+    pub fn stats(&self) -> (usize, u64) {
+        let miner = self.miner.lock().unwrap_or_else(|p| p.into_inner());
+        (miner.len(), miner.evictions())
+    }
+
     /// Saves the clusters if any was made or widened since the last save.
     pub fn save(&self) -> io::Result<()> {
         let (changes, snapshot) = {
