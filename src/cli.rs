@@ -429,7 +429,10 @@ fn explain(input: &InputArgs, source: &str, line: Option<String>) -> anyhow::Res
                 |s| s.stream_config(),
             ),
     );
-    crate::inspect::explain(&set, &cfg, &text, &mut std::io::stdout().lock())
+    let routes = config
+        .as_ref()
+        .map_or_else(|| Arc::from([]), |c| c.routes.clone());
+    crate::inspect::explain(&set, &cfg, &routes, &text, &mut std::io::stdout().lock())
         .context("cannot write to stdout")
 }
 

@@ -9,8 +9,11 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event as Xml};
 
 use crate::correlate::Sticky;
-use crate::event::{Event, Origin, Timestamp};
+use crate::escalate::Escalator;
+use crate::event::{Event, Origin, Routed, Timestamp};
+use crate::fingerprint::{DEFAULT_KEYS, FingerprintInput, Fingerprinter, signature};
 use crate::pattern::{PatternSet, Verdict};
+use crate::route::{self, Route};
 use crate::source::decode::Format;
 use crate::source::{StreamConfig, StreamReader};
 
@@ -93,6 +96,7 @@ fn write_junit(
 pub fn explain(
     set: &PatternSet,
     cfg: &StreamConfig,
+    routes: &Arc<[Route]>,
     text: &str,
     out: &mut impl Write,
 ) -> io::Result<()> {
@@ -125,12 +129,17 @@ pub fn explain(
         if i > 0 {
             writeln!(out)?;
         }
-        explain_event(set, ev, out)?;
+        explain_event(set, routes, ev, out)?;
     }
     Ok(())
 }
 
-fn explain_event(set: &PatternSet, ev: Event, out: &mut impl Write) -> io::Result<()> {
+fn explain_event(
+    set: &PatternSet,
+    routes: &Arc<[Route]>,
+    ev: Event,
+    out: &mut impl Write,
+) -> io::Result<()> {
     writeln!(out, "record     offset {}: {:?}", ev.offset, ev.line)?;
     if !ev.fields.is_empty() {
         writeln!(
@@ -195,7 +204,98 @@ fn explain_event(set: &PatternSet, ev: Event, out: &mut impl Write) -> io::Resul
         )?;
     }
     writeln!(out, "ts         {}", ev.ts)?;
+    let mut ev = x.event;
+    explain_fingerprint(set, &mut ev, out)?;
+    explain_routes(routes, &mut ev, out)?;
     let mut json = Vec::new();
     ev.write_ndjson(&mut json);
     write!(out, "event      {}", String::from_utf8_lossy(&json))
+}
+
+fn explain_fingerprint(set: &PatternSet, ev: &mut Event, out: &mut impl Write) -> io::Result<()> {
+    let winner = ev
+        .pattern
+        .as_ref()
+        .and_then(|id| set.patterns().iter().find(|p| p.id == *id));
+    let keys = winner
+        .map_or(&DEFAULT_KEYS.map(String::from)[..], |p| &p.fingerprint[..])
+        .join(", ");
+    let mut input = FingerprintInput::from_event(ev, winner.map(|p| p.fingerprint.as_slice()));
+    // One record has nothing to be merged with: the template is the masked message.
+    input.mine = false;
+    let (template, fingerprint) = Fingerprinter::default().apply(input);
+    writeln!(out, "template   {template:?}")?;
+    match signature(&ev.line) {
+        Some(sig) => writeln!(
+            out,
+            "fingerprint {:016x} of [{keys}], where the template of a stack trace is its {} exception `{}` and top frames {:?}",
+            fingerprint.0,
+            sig.kind.as_str(),
+            sig.exception,
+            sig.frames
+        )?,
+        None => writeln!(out, "fingerprint {:016x} of [{keys}]", fingerprint.0)?,
+    }
+    ev.template = Some(template);
+    ev.fingerprint = Some(fingerprint);
+    Ok(())
+}
+
+fn explain_routes(routes: &Arc<[Route]>, ev: &mut Event, out: &mut impl Write) -> io::Result<()> {
+    if routes.is_empty() {
+        return writeln!(
+            out,
+            "route      no [[route]] in the config: the event is only shipped"
+        );
+    }
+    let matched: Vec<usize> = route::matching_indices(routes, ev).collect();
+    if matched.is_empty() {
+        return writeln!(
+            out,
+            "route      no route matches: the event is only shipped"
+        );
+    }
+    ev.routed = Some(Box::new(Routed {
+        routes: matched.clone(),
+        context: Vec::new(),
+    }));
+    // The decision for this event alone, in fresh windows, at its own time.
+    let mut decided = Vec::new();
+    Escalator::in_memory(routes.clone())
+        .observe(std::slice::from_ref(ev), None, &mut |e| decided.push(e));
+    ev.routed = None;
+    for r in matched {
+        let route = &routes[r];
+        writeln!(
+            out,
+            "route      `{}`: group_by [{}], window {}, threshold {}",
+            route.name,
+            route.group_by.join(", "),
+            humantime::format_duration(route.window),
+            route.threshold
+        )?;
+        let to: Vec<&str> = decided
+            .iter()
+            .filter(|e| e.route == route.name)
+            .map(|e| &*e.receiver)
+            .collect();
+        if to.is_empty() {
+            let why = if route.threshold > 1 {
+                format!("counted: 1 of threshold {} in the window", route.threshold)
+            } else {
+                format!(
+                    "held: group_wait {} gathers a burst first",
+                    humantime::format_duration(route.group_wait)
+                )
+            };
+            writeln!(out, "window     {why}")?;
+        } else {
+            writeln!(
+                out,
+                "window     first of a new group: escalated to {}",
+                to.join(", ")
+            )?;
+        }
+    }
+    Ok(())
 }

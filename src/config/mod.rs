@@ -588,16 +588,14 @@ impl Validator<'_> {
     fn route(&mut self, r: Spanned<RouteToml>, receivers: &[String]) -> Option<Route> {
         let span = r.span();
         let r = r.into_inner();
+        let errors_before = self.errors.len();
         let matcher = match &r.matcher {
             None => Matcher::default(),
-            Some(m) => match Matcher::from_table(m.get_ref()) {
-                Ok(m) => m,
-                Err(fix) => {
-                    self.errors
-                        .push(self.ctx.diag(m.span(), "invalid `match`", fix));
-                    return None;
-                }
-            },
+            Some(m) => Matcher::from_table(m.get_ref()).unwrap_or_else(|fix| {
+                self.errors
+                    .push(self.ctx.diag(m.span(), "invalid `match`", fix));
+                Matcher::default()
+            }),
         };
         let mut route = Route::new(r.name.get_ref(), matcher, Vec::new());
         for name in &r.receivers {
@@ -664,9 +662,9 @@ impl Validator<'_> {
                 format!("route `{}` is not valid", route.name),
                 fix,
             ));
-            return None;
         }
-        Some(route)
+        // A route with any problem is not built, but every problem is reported.
+        (self.errors.len() == errors_before).then_some(route)
     }
 
     fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {
