@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 
 use crate::event::{Event, Fingerprint, Level, Timestamp};
 use crate::pattern::level_name;
-use crate::route::Keyed;
 
 /// Why an escalation was made.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,6 +36,28 @@ impl Kind {
         }
     }
 }
+
+/// The keys of an escalation as written (SPEC §5), in order.
+pub const KEYS: [&str; 18] = [
+    "route",
+    "receiver",
+    "kind",
+    "group",
+    "fingerprint",
+    "level",
+    "service",
+    "ci_run_id",
+    "pattern",
+    "message",
+    "count",
+    "suppressed",
+    "first_seen",
+    "last_seen",
+    "sample",
+    "context",
+    "loki_query",
+    "host",
+];
 
 /// One escalation for one receiver. Serialized (the `file` receiver's NDJSON), the keys come in
 /// this order.
@@ -131,38 +152,7 @@ impl Sample {
     }
 }
 
-impl Keyed for Sample {
-    fn level(&self) -> Option<Level> {
-        self.level
-    }
-    fn service(&self) -> Option<&str> {
-        self.service.as_deref()
-    }
-    fn pattern(&self) -> Option<&str> {
-        self.pattern.as_deref()
-    }
-    fn ci_run_id(&self) -> Option<&str> {
-        self.ci_run_id.as_deref()
-    }
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn path(&self) -> Option<&str> {
-        self.path.as_deref()
-    }
-    fn message(&self) -> Option<&str> {
-        self.message.as_deref()
-    }
-    fn fingerprint(&self) -> Option<u64> {
-        self.fingerprint.map(|f| f.0)
-    }
-    fn fields(&self) -> &Map<String, Value> {
-        &self.fields
-    }
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).map(String::as_str)
-    }
-}
+crate::route::impl_keyed!(Sample);
 
 /// The longest prefix of `s` of at most `max` bytes that ends at a character boundary.
 pub(crate) fn cut_at(s: &str, max: usize) -> &str {
@@ -486,28 +476,8 @@ mod tests {
     #[test]
     fn ndjson_keys_come_in_spec_order() {
         let text = serde_json::to_string(&escalation()).unwrap();
-        let order = [
-            "route",
-            "receiver",
-            "kind",
-            "group",
-            "fingerprint",
-            "level",
-            "service",
-            "ci_run_id",
-            "pattern",
-            "message",
-            "count",
-            "suppressed",
-            "first_seen",
-            "last_seen",
-            "sample",
-            "context",
-            "loki_query",
-            "host",
-        ];
         let mut at = 0;
-        for key in order {
+        for key in KEYS {
             let found = text[at..]
                 .find(&format!("\"{key}\":"))
                 .unwrap_or_else(|| panic!("`{key}` missing or out of order in {text}"));

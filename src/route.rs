@@ -259,38 +259,46 @@ pub trait Keyed {
     fn label(&self, name: &str) -> Option<&str>;
 }
 
-impl Keyed for Event {
-    fn level(&self) -> Option<Level> {
-        self.level
-    }
-    fn service(&self) -> Option<&str> {
-        self.service.as_deref()
-    }
-    fn pattern(&self) -> Option<&str> {
-        self.pattern.as_deref()
-    }
-    fn ci_run_id(&self) -> Option<&str> {
-        self.ci_run_id.as_deref()
-    }
-    fn source(&self) -> &str {
-        &self.source
-    }
-    fn path(&self) -> Option<&str> {
-        self.path.as_deref()
-    }
-    fn message(&self) -> Option<&str> {
-        self.message.as_deref()
-    }
-    fn fingerprint(&self) -> Option<u64> {
-        self.fingerprint.map(|f| f.0)
-    }
-    fn fields(&self) -> &Map<String, Value> {
-        &self.fields
-    }
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels.get(name).map(String::as_str)
-    }
+/// Implements [`Keyed`] for a type with the event's fields (`Event`, `Sample`).
+macro_rules! impl_keyed {
+    ($t:ty) => {
+        impl $crate::route::Keyed for $t {
+            fn level(&self) -> Option<$crate::event::Level> {
+                self.level
+            }
+            fn service(&self) -> Option<&str> {
+                self.service.as_deref()
+            }
+            fn pattern(&self) -> Option<&str> {
+                self.pattern.as_deref()
+            }
+            fn ci_run_id(&self) -> Option<&str> {
+                self.ci_run_id.as_deref()
+            }
+            fn source(&self) -> &str {
+                &self.source
+            }
+            fn path(&self) -> Option<&str> {
+                self.path.as_deref()
+            }
+            fn message(&self) -> Option<&str> {
+                self.message.as_deref()
+            }
+            fn fingerprint(&self) -> Option<u64> {
+                self.fingerprint.map(|f| f.0)
+            }
+            fn fields(&self) -> &serde_json::Map<String, serde_json::Value> {
+                &self.fields
+            }
+            fn label(&self, name: &str) -> Option<&str> {
+                self.labels.get(name).map(String::as_str)
+            }
+        }
+    };
 }
+pub(crate) use impl_keyed;
+
+impl_keyed!(Event);
 
 /// A key's value, borrowed from the event.
 #[derive(Debug, Clone, Copy)]

@@ -15,14 +15,14 @@
 //! Must not: rate-limit, retry, rotate the file, or shape the object (that is
 //! [`crate::escalation`]).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Notifier, NotifyError};
 use crate::escalation::Escalation;
-use crate::ship::file::cut_torn_line;
+use crate::ship::file::{cut_torn_line, open_ndjson};
 
 /// A line buffer above this is given back after the line is written.
 const KEEP_BUFFER_BYTES: usize = 64 << 10;
@@ -45,16 +45,7 @@ impl FileReceiver {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(err)?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
-        let cut = cut_torn_line(&mut file).map_err(err)?;
+        let (file, cut) = open_ndjson(path).map_err(err)?;
         if cut > 0 {
             tracing::warn!(
                 receiver = &*name,
@@ -111,30 +102,10 @@ impl Notifier for FileReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::escalation::KEYS;
     use crate::notify::tests::escalation;
     use serde_json::Value;
-
-    /// SPEC §5, in order.
-    const KEYS: [&str; 18] = [
-        "route",
-        "receiver",
-        "kind",
-        "group",
-        "fingerprint",
-        "level",
-        "service",
-        "ci_run_id",
-        "pattern",
-        "message",
-        "count",
-        "suppressed",
-        "first_seen",
-        "last_seen",
-        "sample",
-        "context",
-        "loki_query",
-        "host",
-    ];
+    use std::fs;
 
     /// An object's top-level keys, in the order they were written.
     struct Keys(Vec<String>);

@@ -18,6 +18,21 @@ pub struct FileOutputError {
     source: io::Error,
 }
 
+/// Opens an NDJSON file for appending, creating its directory, and cuts a
+/// torn last line (a crash while writing). Returns the file and the bytes cut.
+pub(crate) fn open_ndjson(path: &Path) -> std::io::Result<(File, u64)> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let cut = cut_torn_line(&mut file)?;
+    Ok((file, cut))
+}
+
 pub struct FileOutput {
     path: PathBuf,
     file: File,
@@ -31,16 +46,7 @@ impl FileOutput {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(err)?;
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
-        let cut = cut_torn_line(&mut file).map_err(err)?;
+        let (file, cut) = open_ndjson(path).map_err(err)?;
         if cut > 0 {
             tracing::warn!(
                 cut_bytes = cut,
