@@ -125,6 +125,16 @@ path = "{out}"
     }
 
     pub fn start_with(&self, config: &Path, env: &[(&str, &str)]) -> Agent {
+        self.spawn(config, env, Stdio::null())
+    }
+
+    /// Starts the agent with its stdout (where the console receiver prints) going to `stdout`.
+    pub fn start_with_stdout(&self, config: &Path, stdout: &Path) -> Agent {
+        let file = fs::File::create(stdout).expect("stdout file");
+        self.spawn(config, &[], Stdio::from(file))
+    }
+
+    fn spawn(&self, config: &Path, env: &[(&str, &str)], stdout: Stdio) -> Agent {
         let stderr_path = self.path(&format!("agent-{}.stderr", now_nanos()));
         let stderr = fs::File::create(&stderr_path).expect("stderr file");
         let child = Command::new(BIN)
@@ -133,7 +143,7 @@ path = "{out}"
             .env("LOGWARD_LOG", "logward=debug,info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(stderr)
             .spawn()
             .expect("start logward");
