@@ -48,6 +48,12 @@ pub struct Metrics {
     fingerprints_active: Gauge,
     templates: Gauge,
     templates_evicted: Counter,
+    groups_evicted: Family<RouteLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
 }
 
 /// The template miner's size and evictions, updated at each checkpoint.
@@ -112,6 +118,7 @@ pub struct NotifyMetrics {
     escalations: Family<EscalationLabels, Counter>,
     suppressed: Family<SuppressedLabels, Counter>,
     receiver_errors: Family<ReceiverLabel, Counter>,
+    groups_evicted: Family<RouteLabel, Counter>,
     active: Gauge,
 }
 
@@ -146,8 +153,16 @@ impl NotifyMetrics {
     }
 
     /// Adds the windows' counters (`Windows::take_counters`) to
-    /// `logward_suppressed_total{route,reason}`, `rate_limited` included.
+    /// `logward_suppressed_total{route,reason}` (`rate_limited` included) and
+    /// `logward_groups_evicted_total{route}`.
     pub fn suppressed(&self, counters: &Counters) {
+        for (route, n) in &counters.evictions {
+            self.groups_evicted
+                .get_or_create(&RouteLabel {
+                    route: route.to_string(),
+                })
+                .inc_by(*n);
+        }
         for ((route, reason), n) in &counters.suppressed {
             self.suppressed
                 .get_or_create(&SuppressedLabels {
@@ -196,6 +211,7 @@ impl Metrics {
             fingerprints_active: Gauge::default(),
             templates: Gauge::default(),
             templates_evicted: Counter::default(),
+            groups_evicted: Family::default(),
             registry,
         };
         let r = &mut m.registry;
@@ -205,6 +221,11 @@ impl Metrics {
             m.lines_read.clone(),
         );
         r.register("bytes_read", "Bytes read by a source", m.bytes_read.clone());
+        r.register(
+            "groups_evicted",
+            "Groups a route evicted to stay under max_groups (its summary sent first)",
+            m.groups_evicted.clone(),
+        );
         r.register(
             "templates",
             "Templates the template miner holds (capped, least recently used evicted)",
@@ -334,6 +355,7 @@ impl Metrics {
             escalations: self.escalations.clone(),
             suppressed: self.suppressed.clone(),
             receiver_errors: self.receiver_errors.clone(),
+            groups_evicted: self.groups_evicted.clone(),
             active: self.fingerprints_active.clone(),
         }
     }
