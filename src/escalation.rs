@@ -383,7 +383,12 @@ fn lines<'a>(
 /// characters, bidi overrides and Unicode line separators shown as `\u{..}` (tab as `\t`);
 /// at most [`TEXT_LINE_CHARS`] characters, then `…`.
 pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(TEXT_LINE_CHARS + 8));
+    clean_max(s, TEXT_LINE_CHARS)
+}
+
+/// [`clean`] with at most `max` characters shown.
+pub fn clean_max(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 8));
     let mut chars = s.chars().peekable();
     let mut shown = 0;
     while let Some(c) = chars.next() {
@@ -391,7 +396,7 @@ pub fn clean(s: &str) -> String {
             skip_escape(&mut chars);
             continue;
         }
-        if shown == TEXT_LINE_CHARS {
+        if shown == max {
             out.push('…');
             break;
         }

@@ -136,6 +136,38 @@ pub enum ReceiverKind {
     Console,
     /// Appends escalations as NDJSON to a file.
     File { path: PathBuf },
+    /// A Slack incoming webhook.
+    Slack {
+        url: Secret,
+        mention: Vec<String>,
+        explore_url: Option<String>,
+    },
+    /// A Feishu / Lark custom bot, signed when `secret` is set.
+    Feishu {
+        url: Secret,
+        secret: Option<Secret>,
+        mention: Vec<String>,
+        explore_url: Option<String>,
+    },
+    /// A DingTalk custom robot, signed when `secret` is set.
+    DingTalk {
+        url: Secret,
+        secret: Option<Secret>,
+        mention: Vec<String>,
+        explore_url: Option<String>,
+    },
+    /// A WeCom group robot.
+    WeCom {
+        url: Secret,
+        mention: Vec<String>,
+        explore_url: Option<String>,
+    },
+    /// The escalation object POSTed as JSON, signed when `secret` is set.
+    Webhook {
+        url: Secret,
+        secret: Option<Secret>,
+        headers: Vec<(String, Secret)>,
+    },
 }
 
 impl ReceiverKind {
@@ -144,7 +176,33 @@ impl ReceiverKind {
         match self {
             ReceiverKind::Console => "console",
             ReceiverKind::File { .. } => "file",
+            ReceiverKind::Slack { .. } => "slack",
+            ReceiverKind::Feishu { .. } => "feishu",
+            ReceiverKind::DingTalk { .. } => "dingtalk",
+            ReceiverKind::WeCom { .. } => "wecom",
+            ReceiverKind::Webhook { .. } => "webhook",
         }
+    }
+}
+
+/// What is wrong with a web receiver's URL, without showing it: not a URL, not https, or
+/// plain http to a host that is not loopback.
+pub fn web_url_problem(text: &str) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(text) else {
+        return Some("is not a valid URL");
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            (!loopback).then_some("uses plain http to a host that is not loopback")
+        }
+        _ => Some("is not an https URL"),
     }
 }
 
@@ -296,6 +354,34 @@ struct ReceiverToml {
     kind: Spanned<String>,
     path: Option<Spanned<String>>,
     rate: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    url_file: Option<Spanned<String>>,
+    secret: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    mention: Option<Spanned<Vec<Spanned<String>>>>,
+    explore_url: Option<Spanned<String>>,
+    headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+impl ReceiverToml {
+    /// The type-specific keys present, with where they are.
+    fn keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let mut out = Vec::new();
+        let mut add = |k: &'static str, span: Option<std::ops::Range<usize>>| {
+            if let Some(s) = span {
+                out.push((k, s));
+            }
+        };
+        add("path", self.path.as_ref().map(Spanned::span));
+        add("url", self.url.as_ref().map(Spanned::span));
+        add("url_file", self.url_file.as_ref().map(Spanned::span));
+        add("secret", self.secret.as_ref().map(Spanned::span));
+        add("secret_file", self.secret_file.as_ref().map(Spanned::span));
+        add("mention", self.mention.as_ref().map(Spanned::span));
+        add("explore_url", self.explore_url.as_ref().map(Spanned::span));
+        add("headers", self.headers.as_ref().map(Spanned::span));
+        out
+    }
 }
 
 impl Config {
@@ -1027,21 +1113,183 @@ impl Validator<'_> {
         })
     }
 
+    /// A web receiver's `url` (or `url_file`): required, a URL, https or loopback http. The
+    /// URL is a credential: no message shows it.
+    fn web_url(
+        &mut self,
+        type_name: &str,
+        r: &ReceiverToml,
+        table: std::ops::Range<usize>,
+    ) -> Option<Secret> {
+        let url = self.ctx.secret("url", r.url.as_ref(), r.url_file.as_ref());
+        let Some(url) = self.ok(url)? else {
+            self.errors.push(self.ctx.diag(
+                table,
+                format!("{type_name} receiver has no `url`"),
+                "add url = \"${WEBHOOK_URL}\" (read from the environment) or url_file = \"/path\"",
+            ));
+            return None;
+        };
+        let at = r
+            .url
+            .as_ref()
+            .or(r.url_file.as_ref())
+            .map_or(0..0, Spanned::span);
+        match web_url_problem(url.expose()) {
+            None => Some(url),
+            Some(problem) => {
+                self.errors.push(self.ctx.diag(
+                    at,
+                    format!("`url` {problem}"),
+                    "use the https URL the provider gave for the webhook (plain http only to 127.0.0.1, ::1 or localhost)",
+                ));
+                None
+            }
+        }
+    }
+
+    /// `mention`: ids that go into the provider's mention markup as they are, so only
+    /// letters, digits and `_-.+` are taken.
+    fn mentions(&mut self, m: Option<&Spanned<Vec<Spanned<String>>>>) -> Option<Vec<String>> {
+        let Some(m) = m else { return Some(Vec::new()) };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for id in m.get_ref() {
+            let text = id.get_ref();
+            if text.is_empty()
+                || !text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
+            {
+                ok = false;
+                self.errors.push(self.ctx.diag(
+                    id.span(),
+                    format!("`{text}` is not a user id to mention"),
+                    "write the provider's id alone, e.g. \"U012AB3CD\" (Slack), \"ou_xxx\" (Feishu), a user id or mobile (DingTalk), a userid (WeCom); \"all\" or \"here\" where the provider has it",
+                ));
+            } else {
+                out.push(text.clone());
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `explore_url`: a link template with `{loki_query}`.
+    fn explore_url(&mut self, v: Option<&Spanned<String>>) -> Option<Option<String>> {
+        let Some(v) = v else { return Some(None) };
+        let text = self.string(v)?;
+        let filled = text
+            .replace("{loki_query_urlencoded}", "q")
+            .replace("{loki_query}", "q");
+        let problem = if filled == text {
+            Some("has no `{loki_query}`")
+        } else {
+            match url::Url::parse(&filled) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => None,
+                _ => Some("is not an http(s) URL"),
+            }
+        };
+        match problem {
+            None => Some(Some(text)),
+            Some(p) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("`explore_url` {p}"),
+                    "e.g. explore_url = \"https://grafana.example/explore?left={loki_query}\" ({loki_query} becomes the URL-encoded LogQL)",
+                ));
+                None
+            }
+        }
+    }
+
+    /// `headers = { Name = "value" }`: values may hold tokens, so they are secrets (`${VAR}`).
+    fn headers(
+        &mut self,
+        h: Option<&Spanned<BTreeMap<String, Spanned<String>>>>,
+    ) -> Option<Vec<(String, Secret)>> {
+        let Some(h) = h else { return Some(Vec::new()) };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (name, value) in h.get_ref() {
+            let lower = name.to_ascii_lowercase();
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || lower == "content-type"
+                || lower == "content-length"
+                || lower == "host"
+                || lower.starts_with("x-logward-")
+            {
+                ok = false;
+                self.errors.push(self.ctx.diag(
+                    value.span(),
+                    format!("`{name}` cannot be a custom header"),
+                    "use a valid header name other than Content-Type, Content-Length, Host and X-Logward-*",
+                ));
+                continue;
+            }
+            let v = self.ctx.secret(&format!("headers.{name}"), Some(value), None);
+            match self.ok(v) {
+                Some(Some(v)) if reqwest::header::HeaderValue::from_str(v.expose()).is_ok() => {
+                    out.push((name.clone(), v))
+                }
+                Some(_) => {
+                    ok = false;
+                    self.errors.push(self.ctx.diag(
+                        value.span(),
+                        format!("the value of header `{name}` is not a valid header value"),
+                        "use visible ASCII without line breaks",
+                    ));
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
     fn receiver(&mut self, r: Spanned<ReceiverToml>) -> Option<Receiver> {
         let span = r.span();
         let r = r.into_inner();
         let rate = self.unit("rate", r.rate.as_ref(), None, |t| units::rate(t).map(Some));
-        let kind = match r.kind.get_ref().as_str() {
-            "console" => {
-                if let Some(p) = &r.path {
-                    self.errors.push(self.ctx.diag(
-                        p.span(),
-                        "`path` does not apply to a console receiver",
-                        "remove it, or use type = \"file\"",
-                    ));
-                }
-                ReceiverKind::Console
+        let type_name = r.kind.get_ref().as_str();
+        let takes: &[&str] = match type_name {
+            "console" => &[],
+            "file" => &["path"],
+            "slack" | "wecom" => &["url", "url_file", "mention", "explore_url"],
+            "feishu" | "dingtalk" => &[
+                "url",
+                "url_file",
+                "secret",
+                "secret_file",
+                "mention",
+                "explore_url",
+            ],
+            "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            other => {
+                self.errors.push(self.ctx.diag(
+                    r.kind.span(),
+                    format!("unknown receiver type `{other}`"),
+                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\" or \"webhook\"",
+                ));
+                return None;
             }
+        };
+        let mut misplaced = false;
+        for (key, at) in r.keys() {
+            if !takes.contains(&key) {
+                misplaced = true;
+                let fix = match key {
+                    "path" => "remove it, or use type = \"file\"".to_string(),
+                    _ if takes.is_empty() => "remove it".to_string(),
+                    _ => format!("remove it; a {type_name} receiver takes `{}`", takes.join("`, `")),
+                };
+                self.errors.push(self.ctx.diag(
+                    at,
+                    format!("`{key}` does not apply to a {type_name} receiver"),
+                    fix,
+                ));
+            }
+        }
+        let kind = match type_name {
+            "console" => ReceiverKind::Console,
             "file" => match &r.path {
                 Some(p) => ReceiverKind::File {
                     path: PathBuf::from(self.string(p)?),
@@ -1055,15 +1303,27 @@ impl Validator<'_> {
                     return None;
                 }
             },
-            other => {
-                self.errors.push(self.ctx.diag(
-                    r.kind.span(),
-                    format!("unknown receiver type `{other}`"),
-                    "use \"console\" or \"file\"",
-                ));
-                return None;
+            web => {
+                let url = self.web_url(web, &r, span.clone());
+                let secret = self.ctx.secret("secret", r.secret.as_ref(), r.secret_file.as_ref());
+                let secret = self.ok(secret);
+                let mention = self.mentions(r.mention.as_ref());
+                let explore_url = self.explore_url(r.explore_url.as_ref());
+                let headers = self.headers(r.headers.as_ref());
+                let (url, secret, mention, explore_url, headers) =
+                    (url?, secret?, mention?, explore_url?, headers?);
+                match web {
+                    "slack" => ReceiverKind::Slack { url, mention, explore_url },
+                    "feishu" => ReceiverKind::Feishu { url, secret, mention, explore_url },
+                    "dingtalk" => ReceiverKind::DingTalk { url, secret, mention, explore_url },
+                    "wecom" => ReceiverKind::WeCom { url, mention, explore_url },
+                    _ => ReceiverKind::Webhook { url, secret, headers },
+                }
             }
         };
+        if misplaced {
+            return None;
+        }
         Some(Receiver { kind, rate })
     }
 }

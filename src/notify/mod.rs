@@ -24,7 +24,17 @@
 //! ```
 
 pub mod console;
+pub mod dingtalk;
+pub mod feishu;
 pub mod file;
+pub mod post;
+pub mod render;
+mod sender;
+pub mod slack;
+pub mod webhook;
+pub mod wecom;
+
+pub use sender::{Outcome, Sender};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -86,6 +96,42 @@ pub enum NotifyError {
     },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
+    /// A web receiver's attempt that did not deliver (the reason names the receiver, never
+    /// its URL or secret).
+    #[error("{0}")]
+    Undelivered(String),
+}
+
+/// A [`Sender`] used where a [`Notifier`] is expected, until the outbox drives senders:
+/// [`Outcome::Accepted`] is `Ok`, anything else an error (no retry here).
+pub struct SenderNotifier<S: Sender>(pub S);
+
+impl<S: Sender> Notifier for SenderNotifier<S> {
+    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
+        let key = idempotency_key(esc);
+        match self.0.send(esc, &key) {
+            Outcome::Accepted { .. } => Ok(()),
+            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
+                Err(NotifyError::Undelivered(reason))
+            }
+        }
+    }
+}
+
+/// A key that names one escalation of one group to one receiver: the same for the same
+/// (receiver, route, group, kind, first_seen, last_seen), so a re-send of it is recognised.
+pub fn idempotency_key(esc: &Escalation) -> String {
+    let group = serde_json::to_string(&esc.group).unwrap_or_default();
+    let text = format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        esc.receiver,
+        esc.route,
+        group,
+        esc.kind.as_str(),
+        esc.first_seen,
+        esc.last_seen
+    );
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
 }
 
 /// One receiver type's delivery. Each type lives in its own file of this module and is
@@ -125,6 +171,14 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::File { path } => {
                     Box::new(file::FileReceiver::open(name.clone(), path)?)
                 }
+                ReceiverKind::Slack { .. }
+                | ReceiverKind::Feishu { .. }
+                | ReceiverKind::DingTalk { .. }
+                | ReceiverKind::WeCom { .. }
+                | ReceiverKind::Webhook { .. } => match sender(name.clone(), &r.kind) {
+                    Some(s) => Box::new(SenderNotifier(s)),
+                    None => continue,
+                },
             };
             receivers.insert(name, r.kind.type_name(), r.rate, notifier);
         }
@@ -188,6 +242,74 @@ impl<C: Clock + Clone> Receivers<C> {
     /// Receiver names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.slots.keys().map(|k| &**k)
+    }
+}
+
+/// The [`Sender`] of a web receiver type (`slack`, `feishu`, `dingtalk`, `wecom`,
+/// `webhook`); `None` for the others.
+pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
+    Some(match kind {
+        ReceiverKind::Slack {
+            url,
+            mention,
+            explore_url,
+        } => Box::new(slack::Slack::new(
+            name,
+            url.clone(),
+            mention.clone(),
+            explore_url.clone(),
+        )),
+        ReceiverKind::Feishu {
+            url,
+            secret,
+            mention,
+            explore_url,
+        } => Box::new(feishu::Feishu::new(
+            name,
+            url.clone(),
+            secret.clone(),
+            mention.clone(),
+            explore_url.clone(),
+        )),
+        ReceiverKind::DingTalk {
+            url,
+            secret,
+            mention,
+            explore_url,
+        } => Box::new(dingtalk::DingTalk::new(
+            name,
+            url.clone(),
+            secret.clone(),
+            mention.clone(),
+            explore_url.clone(),
+        )),
+        ReceiverKind::WeCom {
+            url,
+            mention,
+            explore_url,
+        } => Box::new(wecom::WeCom::new(
+            name,
+            url.clone(),
+            mention.clone(),
+            explore_url.clone(),
+        )),
+        ReceiverKind::Webhook {
+            url,
+            secret,
+            headers,
+        } => Box::new(webhook::Webhook::new(
+            name,
+            url.clone(),
+            secret.clone(),
+            headers.clone(),
+        )),
+        ReceiverKind::Console | ReceiverKind::File { .. } => return None,
+    })
+}
+
+impl Sender for Box<dyn Sender> {
+    fn send(&mut self, esc: &Escalation, key: &str) -> Outcome {
+        (**self).send(esc, key)
     }
 }
 

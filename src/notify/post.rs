@@ -1,0 +1,200 @@
+//! The HTTP POST every web receiver (`slack`, `feishu`, `dingtalk`, `wecom`, `webhook`)
+//! makes: one blocking client per receiver with connect and total timeouts, built on first
+//! use (on the receiver's own thread, never inside the async runtime), and errors that never
+//! name the URL.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::blocking::Client;
+
+use super::Outcome;
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one whole request may take.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes of a provider's answer kept for messages.
+const ANSWER_BYTES: usize = 300;
+
+/// What the provider answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// One receiver's HTTP client.
+pub struct Poster {
+    receiver: Arc<str>,
+    client: Option<Client>,
+    connect: Duration,
+    total: Duration,
+}
+
+impl Poster {
+    pub fn new(receiver: Arc<str>) -> Poster {
+        Poster {
+            receiver,
+            client: None,
+            connect: CONNECT_TIMEOUT,
+            total: TOTAL_TIMEOUT,
+        }
+    }
+
+    /// Shorter (or longer) timeouts, for tests.
+    pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Poster {
+        self.connect = connect;
+        self.total = total;
+        self
+    }
+
+    pub fn receiver(&self) -> &str {
+        &self.receiver
+    }
+
+    /// POSTs `body` as `application/json; charset=utf-8` with `headers`. A failure to send
+    /// (connection, timeout) is a [`Outcome::Retry`] whose reason names the receiver, not the
+    /// URL.
+    pub fn post(
+        &mut self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Answer, Outcome> {
+        let client = match &self.client {
+            Some(c) => c,
+            None => {
+                let built = Client::builder()
+                    .connect_timeout(self.connect)
+                    .timeout(self.total)
+                    .build()
+                    .map_err(|e| Outcome::Retry {
+                        after: None,
+                        reason: format!(
+                            "receiver `{}`: cannot build an HTTP client: {}",
+                            self.receiver,
+                            chain(e)
+                        ),
+                    })?;
+                self.client.insert(built)
+            }
+        };
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/json; charset=utf-8");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body).send().map_err(|e| Outcome::Retry {
+            after: None,
+            reason: format!("receiver `{}`: POST failed: {}", self.receiver, chain(e)),
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry_after);
+        let body = resp.text().unwrap_or_default();
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    }
+
+    /// The outcome of an HTTP status that is not a success: 408, 429 and 5xx are retried,
+    /// other codes are not. `what` is the provider's message.
+    pub fn by_status(&self, a: &Answer, what: &str) -> Outcome {
+        let reason = format!(
+            "receiver `{}`: HTTP {}: {}",
+            self.receiver,
+            a.status,
+            short(what)
+        );
+        if a.status == 408 || a.status == 429 || a.status >= 500 {
+            Outcome::Retry {
+                after: a.retry_after,
+                reason,
+            }
+        } else {
+            Outcome::Rejected { reason }
+        }
+    }
+}
+
+/// An error and its causes, without the URL reqwest puts in its message.
+fn chain(e: reqwest::Error) -> String {
+    let timeout = e.is_timeout();
+    let e = e.without_url();
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    let mut out = parts.join(": ");
+    if timeout && !out.contains("timed out") {
+        out.push_str(" (timed out)");
+    }
+    out
+}
+
+/// A provider's answer, cut for a message.
+pub fn short(s: &str) -> String {
+    let s = s.trim();
+    crate::escalation::clean(crate::escalation::cut_at(s, ANSWER_BYTES))
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+pub fn retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_retry_that_does_not_name_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/hooks/T0/B0/tok3n-s3cret");
+        let mut p = Poster::new("chat".into());
+        let Err(Outcome::Retry { reason, .. }) = p.post(&url, &[], b"{}".to_vec()) else {
+            panic!("not a retry")
+        };
+        assert!(reason.starts_with("receiver `chat`: POST failed: "), "{reason}");
+        assert!(!reason.contains("tok3n") && !reason.contains("/hooks"), "{reason}");
+    }
+}

@@ -1,0 +1,275 @@
+//! What the chat receivers (`slack`, `feishu`, `dingtalk`, `wecom`) say about an escalation,
+//! before any provider's markup: the headline, the facts, the sample and context lines, the
+//! Grafana link; and the escaping of log content for each provider's markup.
+//!
+//! Owns: the wording (`first` reads "New", `repeat` "Still firing (N more)", `summary`
+//! "Summary: N in the window"), cutting the sample to a budget with a visible "…cut", and the
+//! escapers. Must not: build a provider's JSON (each sender does), or let text from a log line
+//! reach a provider unescaped.
+
+use crate::escalation::{Escalation, Kind, clean, clean_max};
+use crate::event::Level;
+
+/// The marker shown where a sample or context was cut to fit the provider's limit.
+pub const CUT: &str = "…cut";
+/// Context lines shown (the last ones, leading up to the sample).
+pub const CONTEXT_LINES: usize = 5;
+
+/// A level's word, emoji marker and colour family.
+pub fn level_word(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Critical) => "CRITICAL",
+        Some(Level::Error) => "ERROR",
+        Some(Level::Warn) => "WARN",
+        Some(Level::Notice) => "NOTICE",
+        Some(Level::Info) => "INFO",
+        Some(Level::Debug) => "DEBUG",
+        Some(Level::Trace) => "TRACE",
+        None => "LOG",
+    }
+}
+
+/// An emoji marker for the level, first in every headline.
+pub fn level_marker(level: Option<Level>) -> &'static str {
+    match level {
+        Some(Level::Critical | Level::Error) => "🔴",
+        Some(Level::Warn) => "🟠",
+        Some(Level::Info) => "🔵",
+        _ => "⚪",
+    }
+}
+
+/// How the kind reads: "New", "Still firing (N more)", "Summary: N in the window".
+pub fn kind_phrase(esc: &Escalation) -> String {
+    match esc.kind {
+        Kind::First => "New".to_string(),
+        Kind::Repeat => format!("Still firing ({} more)", esc.suppressed),
+        Kind::Summary => format!("Summary: {} in the window", esc.count),
+    }
+}
+
+/// The service, or `-` (log content, cleaned but not escaped).
+pub fn service(esc: &Escalation) -> String {
+    esc.service.as_deref().map_or_else(|| "-".to_string(), clean)
+}
+
+/// The first line of the message, else of the sample (log content, cleaned, not escaped).
+pub fn message(esc: &Escalation) -> String {
+    let m = esc.message.as_deref().unwrap_or(&esc.sample.line);
+    clean(m.lines().next().unwrap_or(""))
+}
+
+/// "🔴 ERROR · api · New: db timeout after 30s" (contains log content; not escaped).
+pub fn headline(esc: &Escalation) -> String {
+    format!(
+        "{} {} · {} · {}: {}",
+        level_marker(esc.level),
+        level_word(esc.level),
+        service(esc),
+        kind_phrase(esc),
+        message(esc)
+    )
+}
+
+/// "5 · 4 suppressed".
+pub fn counts(esc: &Escalation) -> String {
+    format!("{} · {} suppressed", esc.count, esc.suppressed)
+}
+
+/// The facts shown as `name: value` pairs. Every value may hold log content: escape it.
+pub fn facts(esc: &Escalation) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("Route", clean(&esc.route)),
+        ("Count", counts(esc)),
+        ("First seen", esc.first_seen.to_string()),
+        ("Last seen", esc.last_seen.to_string()),
+    ];
+    if let Some(run) = &esc.ci_run_id {
+        f.push(("Run", clean(run)));
+    }
+    if !esc.host.is_empty() {
+        f.push(("Host", clean(&esc.host)));
+    }
+    if let Some(p) = &esc.pattern {
+        f.push(("Pattern", clean(p)));
+    }
+    f
+}
+
+/// Characters of one displayed sample or context line; the provider's budget usually cuts
+/// first (with [`CUT`]).
+const LINE_CHARS: usize = 4_000;
+
+/// One displayed line of log content: leading tabs as spaces, then [`clean_max`].
+fn display_line(line: &str) -> String {
+    let rest = line.trim_start_matches('\t');
+    let tabs = line.len() - rest.len();
+    clean_max(&format!("{}{rest}", "    ".repeat(tabs.min(4))), LINE_CHARS)
+}
+
+/// The sample's lines, cleaned (not escaped).
+pub fn sample_lines(esc: &Escalation) -> Vec<String> {
+    esc.sample.line.lines().map(display_line).collect()
+}
+
+/// The last [`CONTEXT_LINES`] context lines, cleaned (not escaped).
+pub fn context_lines(esc: &Escalation) -> Vec<String> {
+    let skip = esc.context.len().saturating_sub(CONTEXT_LINES);
+    esc.context[skip..].iter().map(|l| display_line(l)).collect()
+}
+
+/// Escaped lines that fit in `budget` as measured by `size` (one separator per line
+/// counted), and whether any were cut. A line that does not fit whole is cut at a character
+/// boundary; the caller shows [`CUT`] when the second value is true.
+pub fn fit(lines: &[String], budget: usize, size: impl Fn(&str) -> usize) -> (Vec<String>, bool) {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for line in lines {
+        let need = size(line) + 1;
+        if used + need <= budget {
+            used += need;
+            out.push(line.clone());
+            continue;
+        }
+        let mut part = String::new();
+        for c in line.chars() {
+            let mut next = part.clone();
+            next.push(c);
+            if used + size(&next) + 1 > budget {
+                break;
+            }
+            part = next;
+        }
+        if !part.is_empty() {
+            out.push(part);
+        }
+        return (out, true);
+    }
+    (out, false)
+}
+
+/// The Grafana (or any) link of a receiver's `explore_url` for this escalation: the template
+/// with `{loki_query}` (also spelt `{loki_query_urlencoded}`) replaced by the URL-encoded
+/// LogQL. `None` when there is no template or no query.
+pub fn explore_link(template: Option<&str>, esc: &Escalation) -> Option<String> {
+    let template = template?;
+    if esc.loki_query.is_empty() {
+        return None;
+    }
+    let q: String = url::form_urlencoded::byte_serialize(esc.loki_query.as_bytes()).collect();
+    Some(
+        template
+            .replace("{loki_query_urlencoded}", &q)
+            .replace("{loki_query}", &q),
+    )
+}
+
+/// Slack mrkdwn: `&`, `<`, `>` as entities (and nothing else), so `<!channel>`, `<@U1>` and
+/// `<url|label>` from a log line show as text.
+pub fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Text that goes inside a code span or block: a backtick becomes `ˋ` (U+02CB), so no
+/// sequence of them can close the block.
+pub fn no_backticks(s: &str) -> String {
+    s.replace('`', "ˋ")
+}
+
+/// Log content for a markdown that has no reliable escape (DingTalk, WeCom, Feishu
+/// `lark_md`): every character markdown or the provider's tags could act on becomes its
+/// full-width twin (`[`→`［`, `<`→`＜`, `*`→`＊`, `@`→`＠`, …) and `://` gets a zero-width
+/// space, so no link, image, mention (`<@u>`, `<at id=all>`, `@all`), heading, quote or
+/// emphasis can come from a log line; the text still reads the same.
+pub fn neutral_md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '[' => out.push('［'),
+            ']' => out.push('］'),
+            '(' => out.push('（'),
+            ')' => out.push('）'),
+            '<' => out.push('＜'),
+            '>' => out.push('＞'),
+            '*' => out.push('＊'),
+            '_' => out.push('＿'),
+            '`' => out.push('ˋ'),
+            '#' => out.push('＃'),
+            '!' => out.push('！'),
+            '|' => out.push('｜'),
+            '~' => out.push('～'),
+            '@' => out.push('＠'),
+            '&' => out.push('＆'),
+            '\\' => out.push('＼'),
+            c => out.push(c),
+        }
+    }
+    // A list item, rule or setext heading starts a line with one of these.
+    if let Some(first) = out.chars().next().filter(|c| matches!(c, '-' | '+' | '=')) {
+        let twin = match first {
+            '-' => "－",
+            '+' => "＋",
+            _ => "＝",
+        };
+        out.replace_range(..1, twin);
+    }
+    out.replace("://", ":/\u{200b}/")
+}
+
+/// `s` cut to at most `max` characters, ending in `…` when cut.
+pub fn cut_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::tests::escalation;
+
+    #[test]
+    fn kinds_read_differently() {
+        let mut e = escalation("ERROR db timeout");
+        assert!(headline(&e).contains("New: db timeout"), "{}", headline(&e));
+        e.kind = Kind::Repeat;
+        e.suppressed = 7;
+        assert!(headline(&e).contains("Still firing (7 more)"));
+        e.kind = Kind::Summary;
+        e.count = 12;
+        assert!(headline(&e).contains("Summary: 12 in the window"));
+        assert!(headline(&e).starts_with("🔴 ERROR · api · "));
+    }
+
+    #[test]
+    fn fit_cuts_at_the_budget_and_says_so() {
+        let lines: Vec<String> = vec!["aaaa".into(), "bbbb".into(), "cccc".into()];
+        assert_eq!(fit(&lines, 100, str::len), (lines.clone(), false));
+        let (kept, cut) = fit(&lines, 8, str::len);
+        assert_eq!((kept, cut), (vec!["aaaa".to_string(), "bb".to_string()], true));
+    }
+
+    #[test]
+    fn explore_link_url_encodes_the_query() {
+        let e = escalation("ERROR db timeout");
+        let l = explore_link(Some("https://g.example/explore?left={loki_query}"), &e).unwrap();
+        assert!(l.starts_with("https://g.example/explore?left=%7B"), "{l}");
+        assert!(!l.contains(' ') && !l.contains('"') && !l.contains('|'), "{l}");
+        assert_eq!(explore_link(None, &e), None);
+    }
+
+    #[test]
+    fn escapers_neutralize_mentions_links_and_fences() {
+        assert_eq!(slack_escape("<!channel> & <@U1>"), "&lt;!channel&gt; &amp; &lt;@U1&gt;");
+        assert_eq!(no_backticks("```x```"), "ˋˋˋxˋˋˋ");
+        let n = neutral_md("@all <at id=all></at> [x](https://e.example) ![i](u) # h");
+        for bad in ["@", "<", "[", "](", "://", "#"] {
+            assert!(!n.contains(bad), "{bad} in {n}");
+        }
+    }
+}
