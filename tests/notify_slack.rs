@@ -7,7 +7,9 @@ mod chat_server;
 
 use std::time::Duration;
 
-use chat_server::{ChatServer, Provider, Script, TOKEN, escalation, hostile_lines, plain_escalation};
+use chat_server::{
+    ChatServer, Provider, Script, TOKEN, escalation, hostile_lines, plain_escalation, secret,
+};
 use logward::escalation::Kind;
 use logward::notify::post::Poster;
 use logward::notify::slack::Slack;
@@ -24,22 +26,6 @@ fn slack(server: &ChatServer, mention: &[&str]) -> Slack {
         mention.iter().map(|m| m.to_string()).collect(),
         Some(EXPLORE.into()),
     )
-}
-
-/// A `Secret` the way the config makes one.
-fn secret(value: &str) -> logward::config::Secret {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.toml");
-    std::fs::write(
-        &path,
-        format!("[receiver.x]\ntype = \"slack\"\nurl = {value:?}\n"),
-    )
-    .unwrap();
-    let c = logward::config::Config::load(&path).unwrap();
-    match &c.receivers["x"].kind {
-        logward::config::ReceiverKind::Slack { url, .. } => url.clone(),
-        other => panic!("{other:?}"),
-    }
 }
 
 /// Every mrkdwn text of a payload (the fallback `text` too).

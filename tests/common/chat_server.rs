@@ -549,3 +549,25 @@ pub fn escalation(line: &str) -> logward::escalation::Escalation {
 pub fn plain_escalation() -> logward::escalation::Escalation {
     escalation("ERROR db timeout after 30s\n\tat com.example.Db.query(Db.java:42)")
 }
+
+/// A `Secret` made the way the config makes one (a `webhook` receiver's `url`).
+pub fn secret(value: &str) -> logward::config::Secret {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        format!("[receiver.x]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nsecret = {value:?}\n"),
+    )
+    .unwrap();
+    let c = logward::config::Config::load(&path).unwrap();
+    match &c.receivers["x"].kind {
+        logward::config::ReceiverKind::Webhook { secret: Some(s), .. } => s.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A closed port on 127.0.0.1.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

@@ -1,0 +1,210 @@
+//! The `webhook` receiver against a local server that verifies the signature the way a
+//! receiver should (`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` within 300 s), requires the
+//! idempotency key and the SPEC §5 object; and through `logward run` with a route to it.
+
+#[path = "common/chat_server.rs"]
+mod chat_server;
+
+use std::time::Duration;
+
+use chat_server::{
+    ChatServer, Provider, Script, TOKEN, closed_port, escalation, hostile_lines, plain_escalation,
+    secret,
+};
+use logward::notify::webhook::Webhook;
+use logward::notify::{Outcome, Sender};
+
+const SECRET: &str = "whsec-logward-9c1d";
+
+fn signed_server() -> ChatServer {
+    ChatServer::start(Provider::Webhook {
+        secret: Some(SECRET.into()),
+    })
+}
+
+fn webhook(server: &ChatServer, signing: Option<&str>) -> Webhook {
+    Webhook::new(
+        "hook".into(),
+        secret(&server.url()),
+        signing.map(secret),
+        vec![("Authorization".into(), secret("Bearer hdr-TOKEN-5"))],
+    )
+}
+
+#[test]
+fn the_escalation_object_is_posted_signed_with_key_and_custom_headers() {
+    let server = signed_server();
+    let mut w = webhook(&server, Some(SECRET));
+    let esc = plain_escalation();
+    assert_eq!(w.send(&esc, "idem-123"), Outcome::Accepted { answer: "HTTP 204 ".into() });
+    let got = server.wait_accepted(1);
+    let r = &got[0];
+    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(r.header("x-logward-idempotency-key"), Some("idem-123"));
+    assert_eq!(r.header("authorization"), Some("Bearer hdr-TOKEN-5"));
+    assert!(r.header("x-logward-signature").unwrap().starts_with("t="));
+    assert_eq!(r.raw, serde_json::to_vec(&esc).unwrap(), "exactly the SPEC §5 object");
+    let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), logward::escalation::KEYS.len());
+}
+
+#[test]
+fn the_same_key_goes_with_every_retry() {
+    let server = signed_server();
+    let mut w = webhook(&server, Some(SECRET));
+    server.then(Script::Http { status: 503, body: "busy".into(), retry_after: None });
+    assert!(matches!(w.send(&plain_escalation(), "idem-7"), Outcome::Retry { .. }));
+    assert!(matches!(w.send(&plain_escalation(), "idem-7"), Outcome::Accepted { .. }));
+    let keys: Vec<String> = server
+        .received()
+        .iter()
+        .map(|r| r.header("x-logward-idempotency-key").unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["idem-7", "idem-7"]);
+}
+
+#[test]
+fn a_wrong_signature_is_refused_with_401_and_not_retried() {
+    let server = signed_server();
+    let mut w = webhook(&server, Some("not-the-secret"));
+    assert_eq!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Rejected { reason: "receiver `hook`: HTTP 401: signature: mismatch".into() }
+    );
+    let mut unsigned = webhook(&server, None);
+    assert_eq!(
+        unsigned.send(&plain_escalation(), "k"),
+        Outcome::Rejected { reason: "receiver `hook`: HTTP 401: signature: missing".into() }
+    );
+    assert!(server.accepted().is_empty());
+}
+
+#[test]
+fn hostile_log_lines_arrive_as_json_strings_byte_for_byte() {
+    let server = signed_server();
+    let mut w = webhook(&server, Some(SECRET));
+    let lines = hostile_lines();
+    for line in &lines {
+        assert!(matches!(w.send(&escalation(line), "k"), Outcome::Accepted { .. }));
+    }
+    let got = server.wait_accepted(lines.len());
+    for (line, r) in lines.iter().zip(&got) {
+        assert_eq!(r.body["sample"]["line"].as_str(), Some(line.as_str()));
+    }
+}
+
+#[test]
+fn a_429_honours_retry_after_and_a_400_is_rejected() {
+    let server = signed_server();
+    let mut w = webhook(&server, Some(SECRET));
+    server.then(Script::Http { status: 429, body: "slow down".into(), retry_after: Some("30".into()) });
+    assert_eq!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Retry {
+            after: Some(Duration::from_secs(30)),
+            reason: "receiver `hook`: HTTP 429: slow down".into()
+        }
+    );
+    server.then(Script::Http { status: 408, body: "".into(), retry_after: None });
+    assert!(matches!(w.send(&plain_escalation(), "k"), Outcome::Retry { .. }));
+    server.then(Script::Http { status: 400, body: "bad event".into(), retry_after: None });
+    assert_eq!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Rejected { reason: "receiver `hook`: HTTP 400: bad event".into() }
+    );
+}
+
+#[test]
+fn secrets_never_show_in_debug_or_errors() {
+    let mut w = Webhook::new(
+        "hook".into(),
+        secret(&format!("http://127.0.0.1:{}/hooks/logward/{TOKEN}", closed_port())),
+        Some(secret(SECRET)),
+        vec![("Authorization".into(), secret("Bearer hdr-TOKEN-5"))],
+    );
+    let Outcome::Retry { reason, .. } = w.send(&plain_escalation(), "k") else {
+        panic!("a closed port is retried")
+    };
+    for s in [TOKEN, SECRET, "hdr-TOKEN-5", "/hooks/"] {
+        assert!(!reason.contains(s), "{s} in {reason}");
+    }
+}
+
+/// `logward run` and `check` with a webhook receiver whose URL, secret and header come from
+/// the environment: the escalation arrives signed, and no secret shows in any output.
+#[test]
+fn run_delivers_an_escalation_to_the_webhook_and_check_hides_secrets() {
+    let server = signed_server();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("logward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{state}"
+checkpoint_interval = "100ms"
+
+[[source]]
+name = "test"
+type = "file"
+paths = ["{logs}/*.log"]
+poll_interval = "20ms"
+
+[output.file]
+path = "{out}"
+
+[[route]]
+name = "errors"
+match = {{ level = ">=error" }}
+receivers = ["hook"]
+window = "1m"
+
+[receiver.hook]
+type = "webhook"
+url = "${{HOOK_URL}}"
+secret = "${{HOOK_SECRET}}"
+headers = {{ Authorization = "${{HOOK_AUTH}}" }}
+"#,
+            state = dir.path().join("state").display(),
+            logs = logs.display(),
+            out = dir.path().join("events.ndjson").display(),
+        ),
+    )
+    .unwrap();
+    let url = server.url();
+    let vars = [
+        ("HOOK_URL", url.as_str()),
+        ("HOOK_SECRET", SECRET),
+        ("HOOK_AUTH", "Bearer hdr-TOKEN-5"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_logward");
+    let check = std::process::Command::new(bin)
+        .args(["check", "-c"])
+        .arg(&config)
+        .envs(vars)
+        .output()
+        .unwrap();
+    let mut all = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{all}");
+    std::fs::write(logs.join("app.log"), "2026-11-22T10:00:00Z ERROR db timeout after 30s\n").unwrap();
+    let agent = std::process::Command::new(bin)
+        .args(["run", "-c"])
+        .arg(&config)
+        .envs(vars)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let got = server.wait_accepted(1);
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let out = agent.wait_with_output().unwrap();
+    all += &String::from_utf8_lossy(&out.stdout);
+    all += &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(got[0].body["route"], "errors");
+    assert_eq!(got[0].body["receiver"], "hook");
+    assert_eq!(got[0].header("authorization"), Some("Bearer hdr-TOKEN-5"));
+    for s in [TOKEN, SECRET, "hdr-TOKEN-5"] {
+        assert!(!all.contains(s), "{s} in the output:\n{all}");
+    }
+}
