@@ -43,22 +43,37 @@ fn a_signed_markdown_message_with_facts_sample_link_and_configured_mentions() {
     assert!(matches!(out, Outcome::Accepted { .. }), "{out:?}");
     let got = server.wait_accepted(1);
     let b = &got[0].body;
-    assert_eq!(got[0].header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert!(got[0].query.contains("&timestamp=") && got[0].query.contains("&sign="));
     assert_eq!(b["msgtype"], "markdown");
     assert_eq!(
         b["at"],
         json!({"atMobiles": ["13800001111"], "atUserIds": ["manager01"], "isAtAll": false})
     );
-    assert_eq!(b["markdown"]["title"], "ERROR ERROR db timeout after 30s: ERROR db timeout after 30s");
+    assert_eq!(
+        b["markdown"]["title"],
+        "ERROR ERROR db timeout after 30s: ERROR db timeout after 30s"
+    );
     let text = b["markdown"]["text"].as_str().unwrap();
-    assert!(text.starts_with("#### 🔴 ERROR · ERROR db timeout after 30s · New\n\n"), "{text}");
-    assert!(text.contains("- Route: errors\n- Count: 3 · 2 suppressed\n"), "{text}");
+    assert!(
+        text.starts_with("#### 🔴 ERROR · ERROR db timeout after 30s · New\n\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- Route: errors\n- Count: 3 · 2 suppressed\n"),
+        "{text}"
+    );
     assert!(
         text.contains("Sample:\n\n> ERROR db timeout after 30s  \n>     at com.example.Db.query（Db.java:42）  \n"),
         "{text}"
     );
-    assert!(text.contains("\n[Open in Grafana](https://grafana.example/explore?left=%7Bjob"), "{text}");
+    assert!(
+        text.contains("\n[Open in Grafana](https://grafana.example/explore?left=%7Bjob"),
+        "{text}"
+    );
     assert!(text.ends_with("@manager01 @13800001111 "), "{text}");
 }
 
@@ -68,7 +83,10 @@ fn a_wrong_signature_gets_dingtalks_310000() {
     let mut d = dingtalk(&server, Some("SECwrong"), &[]);
     match d.send(&plain_escalation(), "k") {
         Outcome::Rejected { reason } => {
-            assert!(reason.starts_with("receiver `ding`: DingTalk errcode 310000: sign not match"), "{reason}");
+            assert!(
+                reason.starts_with("receiver `ding`: DingTalk errcode 310000: sign not match"),
+                "{reason}"
+            );
             assert!(!reason.contains("SECwrong") && !reason.contains(TOKEN));
         }
         other => panic!("{other:?}"),
@@ -83,19 +101,37 @@ fn hostile_log_lines_cannot_mention_link_or_add_markup() {
     let lines = hostile_lines();
     for line in &lines {
         let out = d.send(&escalation(line), "k");
-        assert!(matches!(out, Outcome::Accepted { .. }), "{out:?} for {line:?}");
+        assert!(
+            matches!(out, Outcome::Accepted { .. }),
+            "{out:?} for {line:?}"
+        );
     }
     for r in server.wait_accepted(lines.len()) {
-        assert_eq!(r.body["at"], json!({"atMobiles": [], "atUserIds": [], "isAtAll": false}));
+        assert_eq!(
+            r.body["at"],
+            json!({"atMobiles": [], "atUserIds": [], "isAtAll": false})
+        );
         let text = r.body["markdown"]["text"].as_str().unwrap();
-        let ours = text.split("\n[Open in Grafana](https://grafana.example/").next().unwrap();
-        for bad in ["<", ">>", "](", "![", "@", "://", "`", "\n#", "\n> #", "\n> >", "\n> -", "|"] {
+        let ours = text
+            .split("\n[Open in Grafana](https://grafana.example/")
+            .next()
+            .unwrap();
+        for bad in [
+            "<", ">>", "](", "![", "@", "://", "`", "\n#", "\n> #", "\n> >", "\n> -", "|",
+        ] {
             assert!(!ours.contains(bad), "`{bad}` from the log in {text:?}");
         }
         assert!(text.matches("####").count() == 1 && text.starts_with("#### "));
-        assert_eq!(text.matches("**").count(), 2, "only the message is bold: {text}");
+        assert_eq!(
+            text.matches("**").count(),
+            2,
+            "only the message is bold: {text}"
+        );
         let title = r.body["markdown"]["title"].as_str().unwrap();
-        assert!(!title.contains('<') && !title.contains('@') && !title.contains("]("), "{title}");
+        assert!(
+            !title.contains('<') && !title.contains('@') && !title.contains("]("),
+            "{title}"
+        );
         assert!(!text.contains('\u{1b}') && !text.contains('\0') && !text.contains('\u{202e}'));
         assert!(text.chars().count() <= 5000);
     }
@@ -113,20 +149,34 @@ fn the_rate_limit_code_is_a_retry_after_the_block_and_429_honours_retry_after() 
         }
         other => panic!("{other:?}"),
     }
-    server.then(Script::Http { status: 429, body: "".into(), retry_after: Some("5".into()) });
+    server.then(Script::Http {
+        status: 429,
+        body: "".into(),
+        retry_after: Some("5".into()),
+    });
     assert!(matches!(
         d.send(&plain_escalation(), "k"),
         Outcome::Retry { after: Some(a), .. } if a == Duration::from_secs(5)
     ));
-    assert!(matches!(d.send(&plain_escalation(), "k"), Outcome::Accepted { .. }));
+    assert!(matches!(
+        d.send(&plain_escalation(), "k"),
+        Outcome::Accepted { .. }
+    ));
 }
 
 #[test]
 fn a_400_and_keyword_errors_are_rejected() {
     let server = signed_server();
     let mut d = dingtalk(&server, Some(SECRET), &[]);
-    server.then(Script::Http { status: 400, body: "bad".into(), retry_after: None });
-    assert!(matches!(d.send(&plain_escalation(), "k"), Outcome::Rejected { .. }));
+    server.then(Script::Http {
+        status: 400,
+        body: "bad".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        d.send(&plain_escalation(), "k"),
+        Outcome::Rejected { .. }
+    ));
     server.then(Script::Http {
         status: 200,
         body: r#"{"errcode":310000,"errmsg":"keywords not in content"}"#.into(),
@@ -134,7 +184,9 @@ fn a_400_and_keyword_errors_are_rejected() {
     });
     assert_eq!(
         d.send(&plain_escalation(), "k"),
-        Outcome::Rejected { reason: "receiver `ding`: DingTalk errcode 310000: keywords not in content".into() }
+        Outcome::Rejected {
+            reason: "receiver `ding`: DingTalk errcode 310000: keywords not in content".into()
+        }
     );
 }
 
@@ -143,7 +195,10 @@ fn secrets_never_show_in_debug_or_errors() {
     assert_eq!(format!("{:?}", secret(SECRET)), "***");
     let mut d = DingTalk::new(
         "ding".into(),
-        secret(&format!("http://127.0.0.1:{}/robot/send?access_token={TOKEN}", closed_port())),
+        secret(&format!(
+            "http://127.0.0.1:{}/robot/send?access_token={TOKEN}",
+            closed_port()
+        )),
         Some(secret(SECRET)),
         vec![],
         None,
@@ -151,5 +206,8 @@ fn secrets_never_show_in_debug_or_errors() {
     let Outcome::Retry { reason, .. } = d.send(&plain_escalation(), "k") else {
         panic!("a closed port is retried")
     };
-    assert!(!reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("sign="), "{reason}");
+    assert!(
+        !reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("sign="),
+        "{reason}"
+    );
 }

@@ -57,7 +57,10 @@ fn a_signed_card_has_a_coloured_title_facts_sample_and_link() {
     );
     let got = server.wait_accepted(1);
     let b = &got[0].body;
-    assert_eq!(got[0].header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(b["msg_type"], "interactive");
     assert!(b["timestamp"].as_str().unwrap().parse::<u64>().is_ok());
     let card = &b["card"];
@@ -69,17 +72,38 @@ fn a_signed_card_has_a_coloured_title_facts_sample_and_link() {
     let e = card["elements"].as_array().unwrap();
     let tags: Vec<String> = e
         .iter()
-        .map(|x| format!("{}/{}", x["tag"].as_str().unwrap(), x["text"]["tag"].as_str().unwrap_or("")))
+        .map(|x| {
+            format!(
+                "{}/{}",
+                x["tag"].as_str().unwrap(),
+                x["text"]["tag"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    assert_eq!(tags, ["div/lark_md", "hr/", "div/plain_text", "div/plain_text", "div/lark_md"]);
+    assert_eq!(
+        tags,
+        [
+            "div/lark_md",
+            "hr/",
+            "div/plain_text",
+            "div/plain_text",
+            "div/lark_md"
+        ]
+    );
     let facts = e[0]["text"]["content"].as_str().unwrap();
-    assert!(facts.starts_with("**Route** errors\n**Count** 3 · 2 suppressed\n"), "{facts}");
+    assert!(
+        facts.starts_with("**Route** errors\n**Count** 3 · 2 suppressed\n"),
+        "{facts}"
+    );
     assert_eq!(
         e[2]["text"]["content"],
         "Sample\nERROR db timeout after 30s\n    at com.example.Db.query(Db.java:42)"
     );
     let footer = e[4]["text"]["content"].as_str().unwrap();
-    assert!(footer.starts_with("[Open in Grafana](https://grafana.example/explore?left=%7Bjob"), "{footer}");
+    assert!(
+        footer.starts_with("[Open in Grafana](https://grafana.example/explore?left=%7Bjob"),
+        "{footer}"
+    );
     assert!(footer.ends_with(" <at id=ou_abc></at>"), "{footer}");
 }
 
@@ -89,15 +113,24 @@ fn a_wrong_signature_gets_feishus_19021() {
     let mut f = feishu(&server, Some("not-the-secret"), &[]);
     match f.send(&plain_escalation(), "k") {
         Outcome::Rejected { reason } => {
-            assert!(reason.starts_with("receiver `lark`: Feishu code 19021: sign match fail"), "{reason}");
-            assert!(!reason.contains("not-the-secret") && !reason.contains(TOKEN), "{reason}");
+            assert!(
+                reason.starts_with("receiver `lark`: Feishu code 19021: sign match fail"),
+                "{reason}"
+            );
+            assert!(
+                !reason.contains("not-the-secret") && !reason.contains(TOKEN),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
     assert!(server.accepted().is_empty());
     // Unsigned to a bot that wants a signature: refused the same way.
     let mut f = feishu(&server, None, &[]);
-    assert!(matches!(f.send(&plain_escalation(), "k"), Outcome::Rejected { .. }));
+    assert!(matches!(
+        f.send(&plain_escalation(), "k"),
+        Outcome::Rejected { .. }
+    ));
 }
 
 #[test]
@@ -107,7 +140,10 @@ fn hostile_log_lines_cannot_mention_link_or_style() {
     let lines = hostile_lines();
     for line in &lines {
         let out = f.send(&escalation(line), "k");
-        assert!(matches!(out, Outcome::Accepted { .. }), "{out:?} for {line:?}");
+        assert!(
+            matches!(out, Outcome::Accepted { .. }),
+            "{out:?} for {line:?}"
+        );
     }
     for r in server.wait_accepted(lines.len()) {
         let md = lark_md(&r.body);
@@ -118,13 +154,28 @@ fn hostile_log_lines_cannot_mention_link_or_style() {
                 .next()
                 .unwrap()
                 .to_string();
-            for bad in ["<", "](", "![", "@all", "@everyone", "**ERROR", "://", "`", "~~"] {
+            for bad in [
+                "<",
+                "](",
+                "![",
+                "@all",
+                "@everyone",
+                "**ERROR",
+                "://",
+                "`",
+                "~~",
+            ] {
                 assert!(!ours.contains(bad), "`{bad}` from the log in {text:?}");
             }
             assert!(!text.contains('\u{1b}') && !text.contains('\0'));
         }
         // The facts element's markup is ours: bold names only.
-        assert_eq!(md[0].matches("**").count(), 2 * md[0].lines().count(), "{}", md[0]);
+        assert_eq!(
+            md[0].matches("**").count(),
+            2 * md[0].lines().count(),
+            "{}",
+            md[0]
+        );
         assert!(r.raw.len() <= 20 * 1024);
     }
 }
@@ -138,14 +189,28 @@ fn the_rate_limit_code_is_a_retry_and_429_honours_retry_after() {
         Outcome::Retry { reason, .. } => assert!(reason.contains("11232"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    server.then(Script::Http { status: 429, body: "{}".into(), retry_after: Some("12".into()) });
+    server.then(Script::Http {
+        status: 429,
+        body: "{}".into(),
+        retry_after: Some("12".into()),
+    });
     assert!(matches!(
         f.send(&plain_escalation(), "k"),
         Outcome::Retry { after: Some(d), .. } if d == Duration::from_secs(12)
     ));
-    server.then(Script::Http { status: 502, body: "".into(), retry_after: None });
-    assert!(matches!(f.send(&plain_escalation(), "k"), Outcome::Retry { .. }));
-    assert!(matches!(f.send(&plain_escalation(), "k"), Outcome::Accepted { .. }));
+    server.then(Script::Http {
+        status: 502,
+        body: "".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        f.send(&plain_escalation(), "k"),
+        Outcome::Retry { .. }
+    ));
+    assert!(matches!(
+        f.send(&plain_escalation(), "k"),
+        Outcome::Accepted { .. }
+    ));
 }
 
 #[test]
@@ -157,7 +222,10 @@ fn a_400_and_a_non_zero_code_are_rejected() {
         body: r#"{"code":9499,"msg":"Bad Request"}"#.into(),
         retry_after: None,
     });
-    assert!(matches!(f.send(&plain_escalation(), "k"), Outcome::Rejected { .. }));
+    assert!(matches!(
+        f.send(&plain_escalation(), "k"),
+        Outcome::Rejected { .. }
+    ));
     server.then(Script::Http {
         status: 200,
         body: r#"{"code":19024,"msg":"Key Words Not Found"}"#.into(),
@@ -165,7 +233,9 @@ fn a_400_and_a_non_zero_code_are_rejected() {
     });
     assert_eq!(
         f.send(&plain_escalation(), "k"),
-        Outcome::Rejected { reason: "receiver `lark`: Feishu code 19024: Key Words Not Found".into() }
+        Outcome::Rejected {
+            reason: "receiver `lark`: Feishu code 19024: Key Words Not Found".into()
+        }
     );
 }
 
@@ -175,7 +245,10 @@ fn secrets_never_show_in_debug_or_errors() {
     assert_eq!(format!("{s:?}"), "***");
     let mut f = Feishu::new(
         "lark".into(),
-        secret(&format!("http://127.0.0.1:{}/open-apis/bot/v2/hook/{TOKEN}", closed_port())),
+        secret(&format!(
+            "http://127.0.0.1:{}/open-apis/bot/v2/hook/{TOKEN}",
+            closed_port()
+        )),
         Some(secret(SECRET)),
         vec![],
         None,
@@ -183,5 +256,8 @@ fn secrets_never_show_in_debug_or_errors() {
     let Outcome::Retry { reason, .. } = f.send(&plain_escalation(), "k") else {
         panic!("a closed port is retried")
     };
-    assert!(!reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("/hook/"), "{reason}");
+    assert!(
+        !reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("/hook/"),
+        "{reason}"
+    );
 }

@@ -50,13 +50,25 @@ fn a_first_escalation_is_block_kit_with_a_fallback_sample_and_grafana_link() {
     let server = ChatServer::start(Provider::Slack);
     let mut s = slack(&server, &["U012AB3CD", "here"]);
     let out = s.send(&plain_escalation(), "key-1");
-    assert_eq!(out, Outcome::Accepted { answer: "ok".into() });
+    assert_eq!(
+        out,
+        Outcome::Accepted {
+            answer: "ok".into()
+        }
+    );
     let got = server.wait_accepted(1);
     let b = &got[0].body;
-    assert_eq!(got[0].header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let blocks = b["blocks"].as_array().unwrap();
     let kinds: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["header", "section", "section", "section", "context"], "{b:#}");
+    assert_eq!(
+        kinds,
+        ["header", "section", "section", "section", "context"],
+        "{b:#}"
+    );
     assert_eq!(
         blocks[0]["text"]["text"],
         "🔴 ERROR · ERROR db timeout after 30s · New: ERROR db timeout after 30s"
@@ -74,12 +86,20 @@ fn a_first_escalation_is_block_kit_with_a_fallback_sample_and_grafana_link() {
     assert_eq!(fields[0], "*Route*\n`errors`");
     assert_eq!(fields[1], "*Count*\n`3 · 2 suppressed`");
     assert_eq!(fields[2], "*First seen*\n`2026-11-22T10:00:00Z`");
-    assert!(fields.iter().any(|f| f.starts_with("*Run*\n")), "{fields:?}");
+    assert!(
+        fields.iter().any(|f| f.starts_with("*Run*\n")),
+        "{fields:?}"
+    );
     assert_eq!(
         blocks[2]["text"]["text"],
         "*Sample*\n```ERROR db timeout after 30s\n    at com.example.Db.query(Db.java:42)```"
     );
-    assert!(blocks[3]["text"]["text"].as_str().unwrap().starts_with("*Context*\n```"));
+    assert!(
+        blocks[3]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("*Context*\n```")
+    );
     let footer = blocks[4]["elements"][0]["text"].as_str().unwrap();
     assert!(
         footer.starts_with(
@@ -102,9 +122,22 @@ fn repeat_and_summary_read_differently() {
     e.count = 41;
     assert!(matches!(s.send(&e, "k"), Outcome::Accepted { .. }));
     let got = server.wait_accepted(2);
-    let header = |i: usize| got[i].body["blocks"][0]["text"]["text"].as_str().unwrap().to_string();
-    assert!(header(0).contains("· Still firing (40 more): "), "{}", header(0));
-    assert!(header(1).contains("· Summary: 41 in the window: "), "{}", header(1));
+    let header = |i: usize| {
+        got[i].body["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        header(0).contains("· Still firing (40 more): "),
+        "{}",
+        header(0)
+    );
+    assert!(
+        header(1).contains("· Summary: 41 in the window: "),
+        "{}",
+        header(1)
+    );
 }
 
 #[test]
@@ -114,7 +147,10 @@ fn hostile_log_lines_cannot_mention_link_or_break_the_markup() {
     let lines = hostile_lines();
     for line in &lines {
         let out = s.send(&escalation(line), "k");
-        assert!(matches!(out, Outcome::Accepted { .. }), "{out:?} for {line:?}");
+        assert!(
+            matches!(out, Outcome::Accepted { .. }),
+            "{out:?} for {line:?}"
+        );
     }
     let got = server.wait_accepted(lines.len());
     for r in &got {
@@ -128,19 +164,34 @@ fn hostile_log_lines_cannot_mention_link_or_break_the_markup() {
                     "a `<` from the log in {text:?}"
                 );
             }
-            assert_eq!(text.matches("```").count() % 2, 0, "unbalanced fence in {text:?}");
+            assert_eq!(
+                text.matches("```").count() % 2,
+                0,
+                "unbalanced fence in {text:?}"
+            );
             for block in text.split("```").skip(1).step_by(2) {
-                assert!(!block.contains('`'), "a backtick inside a code block: {block:?}");
+                assert!(
+                    !block.contains('`'),
+                    "a backtick inside a code block: {block:?}"
+                );
             }
             assert!(!text.contains('\u{1b}') && !text.contains('\0') && !text.contains('\u{202e}'));
         }
     }
     let long = got
         .iter()
-        .find(|r| r.body["blocks"][2]["text"]["text"].as_str().unwrap().contains("AAAAAAAAAA"))
+        .find(|r| {
+            r.body["blocks"][2]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("AAAAAAAAAA")
+        })
         .expect("the 10 KB line");
     let sample = long.body["blocks"][2]["text"]["text"].as_str().unwrap();
-    assert!(sample.chars().count() <= 3000 && sample.ends_with("```\n…cut"), "{sample}");
+    assert!(
+        sample.chars().count() <= 3000 && sample.ends_with("```\n…cut"),
+        "{sample}"
+    );
 }
 
 #[test]
@@ -148,7 +199,10 @@ fn a_cut_sample_says_so() {
     let server = ChatServer::start(Provider::Slack);
     let mut s = slack(&server, &[]);
     let mut e = plain_escalation();
-    e.sample.line = (0..200).map(|i| format!("line {i} {}", "&".repeat(40))).collect::<Vec<_>>().join("\n");
+    e.sample.line = (0..200)
+        .map(|i| format!("line {i} {}", "&".repeat(40)))
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(matches!(s.send(&e, "k"), Outcome::Accepted { .. }));
     let got = server.wait_accepted(1);
     let sample = got[0].body["blocks"][2]["text"]["text"].as_str().unwrap();
@@ -164,20 +218,37 @@ fn a_429_is_a_retry_after_what_slack_said() {
     match s.send(&plain_escalation(), "k") {
         Outcome::Retry { after, reason } => {
             assert_eq!(after, Some(Duration::from_secs(3)));
-            assert!(reason.contains("HTTP 429") && reason.contains("team-chat"), "{reason}");
+            assert!(
+                reason.contains("HTTP 429") && reason.contains("team-chat"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
-    server.then(Script::Http { status: 500, body: "rollup_error".into(), retry_after: None });
-    assert!(matches!(s.send(&plain_escalation(), "k"), Outcome::Retry { after: None, .. }));
-    assert!(matches!(s.send(&plain_escalation(), "k"), Outcome::Accepted { .. }));
+    server.then(Script::Http {
+        status: 500,
+        body: "rollup_error".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        s.send(&plain_escalation(), "k"),
+        Outcome::Retry { after: None, .. }
+    ));
+    assert!(matches!(
+        s.send(&plain_escalation(), "k"),
+        Outcome::Accepted { .. }
+    ));
 }
 
 #[test]
 fn a_400_is_rejected_with_slacks_message() {
     let server = ChatServer::start(Provider::Slack);
     let mut s = slack(&server, &[]);
-    server.then(Script::Http { status: 400, body: "invalid_payload".into(), retry_after: None });
+    server.then(Script::Http {
+        status: 400,
+        body: "invalid_payload".into(),
+        retry_after: None,
+    });
     match s.send(&plain_escalation(), "k") {
         Outcome::Rejected { reason } => {
             assert_eq!(reason, "receiver `team-chat`: HTTP 400: invalid_payload")
@@ -185,9 +256,16 @@ fn a_400_is_rejected_with_slacks_message() {
         other => panic!("{other:?}"),
     }
     // A wrong URL path: Slack's own 404 body.
-    let mut wrong = Slack::new("team-chat".into(), secret(&format!("http://{}/services/T0/B0/nope", server.addr)), vec![], None);
+    let mut wrong = Slack::new(
+        "team-chat".into(),
+        secret(&format!("http://{}/services/T0/B0/nope", server.addr)),
+        vec![],
+        None,
+    );
     match wrong.send(&plain_escalation(), "k") {
-        Outcome::Rejected { reason } => assert!(reason.ends_with("HTTP 404: no_service"), "{reason}"),
+        Outcome::Rejected { reason } => {
+            assert!(reason.ends_with("HTTP 404: no_service"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -196,7 +274,8 @@ fn a_400_is_rejected_with_slacks_message() {
 fn a_hanging_server_is_a_retry_within_the_timeout() {
     let server = ChatServer::start(Provider::Slack);
     let mut s = slack(&server, &[]).with_http(
-        Poster::new("team-chat".into()).with_timeouts(Duration::from_secs(1), Duration::from_millis(300)),
+        Poster::new("team-chat".into())
+            .with_timeouts(Duration::from_secs(1), Duration::from_millis(300)),
     );
     server.then(Script::Slow(Duration::from_secs(2)));
     let started = std::time::Instant::now();
@@ -218,15 +297,24 @@ fn the_url_never_shows_in_debug_or_errors() {
     };
     let mut s = Slack::new(
         "team-chat".into(),
-        secret(&format!("http://127.0.0.1:{closed}/services/T000/B000/{TOKEN}")),
+        secret(&format!(
+            "http://127.0.0.1:{closed}/services/T000/B000/{TOKEN}"
+        )),
         vec![],
         None,
     );
     let Outcome::Retry { reason, .. } = s.send(&plain_escalation(), "k") else {
         panic!("a closed port is retried")
     };
-    assert!(!reason.contains(TOKEN) && !reason.contains("/services/"), "{reason}");
-    server.then(Script::Http { status: 403, body: "invalid_token".into(), retry_after: None });
+    assert!(
+        !reason.contains(TOKEN) && !reason.contains("/services/"),
+        "{reason}"
+    );
+    server.then(Script::Http {
+        status: 403,
+        body: "invalid_token".into(),
+        retry_after: None,
+    });
     let Outcome::Rejected { reason } = slack(&server, &[]).send(&plain_escalation(), "k") else {
         panic!()
     };

@@ -36,14 +36,26 @@ fn the_escalation_object_is_posted_signed_with_key_and_custom_headers() {
     let server = signed_server();
     let mut w = webhook(&server, Some(SECRET));
     let esc = plain_escalation();
-    assert_eq!(w.send(&esc, "idem-123"), Outcome::Accepted { answer: "HTTP 204 ".into() });
+    assert_eq!(
+        w.send(&esc, "idem-123"),
+        Outcome::Accepted {
+            answer: "HTTP 204 ".into()
+        }
+    );
     let got = server.wait_accepted(1);
     let r = &got[0];
-    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(r.header("x-logward-idempotency-key"), Some("idem-123"));
     assert_eq!(r.header("authorization"), Some("Bearer hdr-TOKEN-5"));
     assert!(r.header("x-logward-signature").unwrap().starts_with("t="));
-    assert_eq!(r.raw, serde_json::to_vec(&esc).unwrap(), "exactly the SPEC §5 object");
+    assert_eq!(
+        r.raw,
+        serde_json::to_vec(&esc).unwrap(),
+        "exactly the SPEC §5 object"
+    );
     let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
     assert_eq!(keys.len(), logward::escalation::KEYS.len());
 }
@@ -52,9 +64,19 @@ fn the_escalation_object_is_posted_signed_with_key_and_custom_headers() {
 fn the_same_key_goes_with_every_retry() {
     let server = signed_server();
     let mut w = webhook(&server, Some(SECRET));
-    server.then(Script::Http { status: 503, body: "busy".into(), retry_after: None });
-    assert!(matches!(w.send(&plain_escalation(), "idem-7"), Outcome::Retry { .. }));
-    assert!(matches!(w.send(&plain_escalation(), "idem-7"), Outcome::Accepted { .. }));
+    server.then(Script::Http {
+        status: 503,
+        body: "busy".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        w.send(&plain_escalation(), "idem-7"),
+        Outcome::Retry { .. }
+    ));
+    assert!(matches!(
+        w.send(&plain_escalation(), "idem-7"),
+        Outcome::Accepted { .. }
+    ));
     let keys: Vec<String> = server
         .received()
         .iter()
@@ -69,12 +91,16 @@ fn a_wrong_signature_is_refused_with_401_and_not_retried() {
     let mut w = webhook(&server, Some("not-the-secret"));
     assert_eq!(
         w.send(&plain_escalation(), "k"),
-        Outcome::Rejected { reason: "receiver `hook`: HTTP 401: signature: mismatch".into() }
+        Outcome::Rejected {
+            reason: "receiver `hook`: HTTP 401: signature: mismatch".into()
+        }
     );
     let mut unsigned = webhook(&server, None);
     assert_eq!(
         unsigned.send(&plain_escalation(), "k"),
-        Outcome::Rejected { reason: "receiver `hook`: HTTP 401: signature: missing".into() }
+        Outcome::Rejected {
+            reason: "receiver `hook`: HTTP 401: signature: missing".into()
+        }
     );
     assert!(server.accepted().is_empty());
 }
@@ -85,7 +111,10 @@ fn hostile_log_lines_arrive_as_json_strings_byte_for_byte() {
     let mut w = webhook(&server, Some(SECRET));
     let lines = hostile_lines();
     for line in &lines {
-        assert!(matches!(w.send(&escalation(line), "k"), Outcome::Accepted { .. }));
+        assert!(matches!(
+            w.send(&escalation(line), "k"),
+            Outcome::Accepted { .. }
+        ));
     }
     let got = server.wait_accepted(lines.len());
     for (line, r) in lines.iter().zip(&got) {
@@ -97,7 +126,11 @@ fn hostile_log_lines_arrive_as_json_strings_byte_for_byte() {
 fn a_429_honours_retry_after_and_a_400_is_rejected() {
     let server = signed_server();
     let mut w = webhook(&server, Some(SECRET));
-    server.then(Script::Http { status: 429, body: "slow down".into(), retry_after: Some("30".into()) });
+    server.then(Script::Http {
+        status: 429,
+        body: "slow down".into(),
+        retry_after: Some("30".into()),
+    });
     assert_eq!(
         w.send(&plain_escalation(), "k"),
         Outcome::Retry {
@@ -105,12 +138,25 @@ fn a_429_honours_retry_after_and_a_400_is_rejected() {
             reason: "receiver `hook`: HTTP 429: slow down".into()
         }
     );
-    server.then(Script::Http { status: 408, body: "".into(), retry_after: None });
-    assert!(matches!(w.send(&plain_escalation(), "k"), Outcome::Retry { .. }));
-    server.then(Script::Http { status: 400, body: "bad event".into(), retry_after: None });
+    server.then(Script::Http {
+        status: 408,
+        body: "".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Retry { .. }
+    ));
+    server.then(Script::Http {
+        status: 400,
+        body: "bad event".into(),
+        retry_after: None,
+    });
     assert_eq!(
         w.send(&plain_escalation(), "k"),
-        Outcome::Rejected { reason: "receiver `hook`: HTTP 400: bad event".into() }
+        Outcome::Rejected {
+            reason: "receiver `hook`: HTTP 400: bad event".into()
+        }
     );
 }
 
@@ -118,7 +164,10 @@ fn a_429_honours_retry_after_and_a_400_is_rejected() {
 fn secrets_never_show_in_debug_or_errors() {
     let mut w = Webhook::new(
         "hook".into(),
-        secret(&format!("http://127.0.0.1:{}/hooks/logward/{TOKEN}", closed_port())),
+        secret(&format!(
+            "http://127.0.0.1:{}/hooks/logward/{TOKEN}",
+            closed_port()
+        )),
         Some(secret(SECRET)),
         vec![("Authorization".into(), secret("Bearer hdr-TOKEN-5"))],
     );
@@ -185,9 +234,14 @@ headers = {{ Authorization = "${{HOOK_AUTH}}" }}
         .envs(vars)
         .output()
         .unwrap();
-    let mut all = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    let mut all = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "{all}");
-    std::fs::write(logs.join("app.log"), "2026-11-22T10:00:00Z ERROR db timeout after 30s\n").unwrap();
+    std::fs::write(
+        logs.join("app.log"),
+        "2026-11-22T10:00:00Z ERROR db timeout after 30s\n",
+    )
+    .unwrap();
     let agent = std::process::Command::new(bin)
         .args(["run", "-c"])
         .arg(&config)

@@ -29,9 +29,15 @@ fn wecom(server: &ChatServer, mention: &[&str]) -> WeCom {
 fn a_markdown_message_with_colour_facts_sample_link_and_configured_mention() {
     let server = ChatServer::start(Provider::WeCom);
     let mut w = wecom(&server, &["wangqing"]);
-    assert!(matches!(w.send(&plain_escalation(), "k"), Outcome::Accepted { .. }));
+    assert!(matches!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Accepted { .. }
+    ));
     let got = server.wait_accepted(1);
-    assert_eq!(got[0].header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        got[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     let content = got[0].body["markdown"]["content"].as_str().unwrap();
     assert!(
         content.starts_with(
@@ -40,10 +46,15 @@ fn a_markdown_message_with_colour_facts_sample_link_and_configured_mention() {
         "{content}"
     );
     assert!(
-        content.contains("Sample:\n`ERROR db timeout after 30s`\n`    at com.example.Db.query（Db.java:42）`\n"),
+        content.contains(
+            "Sample:\n`ERROR db timeout after 30s`\n`    at com.example.Db.query（Db.java:42）`\n"
+        ),
         "{content}"
     );
-    assert!(content.contains("[Open in Grafana](https://grafana.example/explore?left=%7Bjob"), "{content}");
+    assert!(
+        content.contains("[Open in Grafana](https://grafana.example/explore?left=%7Bjob"),
+        "{content}"
+    );
     assert!(content.ends_with("<@wangqing>"), "{content}");
 }
 
@@ -54,14 +65,21 @@ fn hostile_log_lines_cannot_mention_colour_or_link_and_stay_within_4096_bytes() 
     let lines = hostile_lines();
     for line in &lines {
         let out = w.send(&escalation(line), "k");
-        assert!(matches!(out, Outcome::Accepted { .. }), "{out:?} for {line:?}");
+        assert!(
+            matches!(out, Outcome::Accepted { .. }),
+            "{out:?} for {line:?}"
+        );
     }
     let mut cut = 0;
     for r in server.wait_accepted(lines.len()) {
         let content = r.body["markdown"]["content"].as_str().unwrap();
         assert!(content.len() <= 4096);
         assert_eq!(content.matches("<font").count(), 1, "{content}");
-        assert_eq!(content.matches("**").count(), 2, "only the message is bold: {content}");
+        assert_eq!(
+            content.matches("**").count(),
+            2,
+            "only the message is bold: {content}"
+        );
         let ours = content
             .replacen("<font color=\"warning\">ERROR</font>", "", 1)
             .split("[Open in Grafana](https://grafana.example/")
@@ -72,9 +90,14 @@ fn hostile_log_lines_cannot_mention_colour_or_link_and_stay_within_4096_bytes() 
             assert!(!ours.contains(bad), "`{bad}` from the log in {content:?}");
         }
         for line in content.lines().filter(|l| l.starts_with('`')) {
-            assert!(line.ends_with('`') && line.matches('`').count() == 2, "{line:?}");
+            assert!(
+                line.ends_with('`') && line.matches('`').count() == 2,
+                "{line:?}"
+            );
         }
-        assert!(!content.contains('\u{1b}') && !content.contains('\0') && !content.contains('\u{202e}'));
+        assert!(
+            !content.contains('\u{1b}') && !content.contains('\0') && !content.contains('\u{202e}')
+        );
         cut += usize::from(content.contains("…cut"));
     }
     assert!(cut >= 2, "the long lines are cut visibly");
@@ -92,23 +115,44 @@ fn errcode_45009_is_a_retry_after_the_window_and_429_honours_retry_after() {
             reason: "receiver `wx`: WeCom errcode 45009: api freq out of limit".into()
         }
     );
-    server.then(Script::Http { status: 429, body: "".into(), retry_after: Some("9".into()) });
+    server.then(Script::Http {
+        status: 429,
+        body: "".into(),
+        retry_after: Some("9".into()),
+    });
     assert!(matches!(
         w.send(&plain_escalation(), "k"),
         Outcome::Retry { after: Some(a), .. } if a == Duration::from_secs(9)
     ));
-    server.then(Script::Http { status: 503, body: "".into(), retry_after: None });
-    assert!(matches!(w.send(&plain_escalation(), "k"), Outcome::Retry { .. }));
+    server.then(Script::Http {
+        status: 503,
+        body: "".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        w.send(&plain_escalation(), "k"),
+        Outcome::Retry { .. }
+    ));
 }
 
 #[test]
 fn a_400_and_a_bad_key_are_rejected() {
     let server = ChatServer::start(Provider::WeCom);
-    server.then(Script::Http { status: 400, body: "".into(), retry_after: None });
-    assert!(matches!(wecom(&server, &[]).send(&plain_escalation(), "k"), Outcome::Rejected { .. }));
+    server.then(Script::Http {
+        status: 400,
+        body: "".into(),
+        retry_after: None,
+    });
+    assert!(matches!(
+        wecom(&server, &[]).send(&plain_escalation(), "k"),
+        Outcome::Rejected { .. }
+    ));
     let mut wrong = WeCom::new(
         "wx".into(),
-        secret(&format!("http://{}/cgi-bin/webhook/send?key=nope", server.addr)),
+        secret(&format!(
+            "http://{}/cgi-bin/webhook/send?key=nope",
+            server.addr
+        )),
         vec![],
         None,
     );
@@ -120,10 +164,18 @@ fn a_400_and_a_bad_key_are_rejected() {
 
 #[test]
 fn the_key_never_shows_in_debug_or_errors() {
-    let url = secret(&format!("http://127.0.0.1:{}/cgi-bin/webhook/send?key={TOKEN}", closed_port()));
+    let url = secret(&format!(
+        "http://127.0.0.1:{}/cgi-bin/webhook/send?key={TOKEN}",
+        closed_port()
+    ));
     assert_eq!(format!("{url:?}"), "***");
-    let Outcome::Retry { reason, .. } = WeCom::new("wx".into(), url, vec![], None).send(&plain_escalation(), "k") else {
+    let Outcome::Retry { reason, .. } =
+        WeCom::new("wx".into(), url, vec![], None).send(&plain_escalation(), "k")
+    else {
         panic!("a closed port is retried")
     };
-    assert!(!reason.contains(TOKEN) && !reason.contains("key="), "{reason}");
+    assert!(
+        !reason.contains(TOKEN) && !reason.contains("key="),
+        "{reason}"
+    );
 }

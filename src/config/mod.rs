@@ -1226,7 +1226,9 @@ impl Validator<'_> {
                 ));
                 continue;
             }
-            let v = self.ctx.secret(&format!("headers.{name}"), Some(value), None);
+            let v = self
+                .ctx
+                .secret(&format!("headers.{name}"), Some(value), None);
             match self.ok(v) {
                 Some(Some(v)) if reqwest::header::HeaderValue::from_str(v.expose()).is_ok() => {
                     out.push((name.clone(), v))
@@ -1279,7 +1281,10 @@ impl Validator<'_> {
                 let fix = match key {
                     "path" => "remove it, or use type = \"file\"".to_string(),
                     _ if takes.is_empty() => "remove it".to_string(),
-                    _ => format!("remove it; a {type_name} receiver takes `{}`", takes.join("`, `")),
+                    _ => format!(
+                        "remove it; a {type_name} receiver takes `{}`",
+                        takes.join("`, `")
+                    ),
                 };
                 self.errors.push(self.ctx.diag(
                     at,
@@ -1305,7 +1310,9 @@ impl Validator<'_> {
             },
             web => {
                 let url = self.web_url(web, &r, span.clone());
-                let secret = self.ctx.secret("secret", r.secret.as_ref(), r.secret_file.as_ref());
+                let secret = self
+                    .ctx
+                    .secret("secret", r.secret.as_ref(), r.secret_file.as_ref());
                 let secret = self.ok(secret);
                 let mention = self.mentions(r.mention.as_ref());
                 let explore_url = self.explore_url(r.explore_url.as_ref());
@@ -1313,11 +1320,33 @@ impl Validator<'_> {
                 let (url, secret, mention, explore_url, headers) =
                     (url?, secret?, mention?, explore_url?, headers?);
                 match web {
-                    "slack" => ReceiverKind::Slack { url, mention, explore_url },
-                    "feishu" => ReceiverKind::Feishu { url, secret, mention, explore_url },
-                    "dingtalk" => ReceiverKind::DingTalk { url, secret, mention, explore_url },
-                    "wecom" => ReceiverKind::WeCom { url, mention, explore_url },
-                    _ => ReceiverKind::Webhook { url, secret, headers },
+                    "slack" => ReceiverKind::Slack {
+                        url,
+                        mention,
+                        explore_url,
+                    },
+                    "feishu" => ReceiverKind::Feishu {
+                        url,
+                        secret,
+                        mention,
+                        explore_url,
+                    },
+                    "dingtalk" => ReceiverKind::DingTalk {
+                        url,
+                        secret,
+                        mention,
+                        explore_url,
+                    },
+                    "wecom" => ReceiverKind::WeCom {
+                        url,
+                        mention,
+                        explore_url,
+                    },
+                    _ => ReceiverKind::Webhook {
+                        url,
+                        secret,
+                        headers,
+                    },
                 }
             }
         };
@@ -1549,6 +1578,78 @@ mod tests {
             parse("[receiver.d]\ntype = \"file\"\npath = \"/x\"\nrat = \"1/s\"\n").unwrap_err();
         assert_eq!(err.0[0].line, 4, "{err}");
         assert!(err.0[0].fix.contains("`rate`"), "{err}");
+    }
+
+    #[test]
+    fn web_receivers_take_their_keys_with_secrets_from_the_environment() {
+        // SAFETY: a variable only this test reads.
+        unsafe {
+            std::env::set_var(
+                "LOGWARD_TEST_CHAT_URL",
+                "https://hooks.slack.com/services/T/B/s3cr3t-path",
+            )
+        };
+        let c = parse(concat!(
+            "[receiver.s]\ntype = \"slack\"\nurl = \"${LOGWARD_TEST_CHAT_URL}\"\nmention = [\"U012AB3CD\", \"here\"]\n",
+            "explore_url = \"https://grafana.example/explore?left={loki_query}\"\n",
+            "[receiver.f]\ntype = \"feishu\"\nurl = \"https://open.feishu.cn/open-apis/bot/v2/hook/x\"\nsecret = \"fs-secret\"\n",
+            "[receiver.d]\ntype = \"dingtalk\"\nurl = \"https://oapi.dingtalk.com/robot/send?access_token=x\"\n",
+            "[receiver.w]\ntype = \"wecom\"\nurl = \"http://127.0.0.1:8080/cgi-bin/webhook/send?key=x\"\n",
+            "[receiver.h]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nsecret = \"wh\"\nheaders = { Authorization = \"Bearer t0k\" }\n",
+        ))
+        .unwrap();
+        let ReceiverKind::Slack {
+            url,
+            mention,
+            explore_url,
+        } = &c.receivers["s"].kind
+        else {
+            panic!("{:?}", c.receivers["s"])
+        };
+        assert_eq!(
+            url.expose(),
+            "https://hooks.slack.com/services/T/B/s3cr3t-path"
+        );
+        assert_eq!(mention, &["U012AB3CD", "here"]);
+        assert!(explore_url.as_deref().unwrap().ends_with("{loki_query}"));
+        let types: Vec<&str> = c.receivers.values().map(|r| r.kind.type_name()).collect();
+        assert_eq!(types, ["dingtalk", "feishu", "webhook", "slack", "wecom"]);
+        let debug = format!("{:?}", c.receivers);
+        for secret in ["s3cr3t-path", "fs-secret", "Bearer t0k", "access_token"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn a_web_receiver_url_is_checked_without_being_shown() {
+        let err = parse(concat!(
+            "[receiver.a]\ntype = \"slack\"\n",
+            "[receiver.b]\ntype = \"slack\"\nurl = \"http://hooks.example/s3cr3t\"\n",
+            "[receiver.c]\ntype = \"wecom\"\nurl = \"not a url s3cr3t\"\n",
+            "[receiver.d]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nmention = [\"U1\"]\n",
+            "[receiver.e]\ntype = \"slack\"\nurl = \"https://h.example/\"\nmention = [\"<!channel>\"]\nexplore_url = \"https://g.example/\"\n",
+            "[receiver.f]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nheaders = { X-Logward-Signature = \"x\" }\n",
+        ))
+        .unwrap_err();
+        let found: Vec<(usize, usize, &str)> = err
+            .0
+            .iter()
+            .map(|d| (d.line, d.col, d.problem.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (1, 1, "slack receiver has no `url`"),
+                (5, 7, "`url` uses plain http to a host that is not loopback"),
+                (8, 7, "`url` is not a valid URL"),
+                (12, 11, "`mention` does not apply to a webhook receiver"),
+                (16, 12, "`<!channel>` is not a user id to mention"),
+                (17, 15, "`explore_url` has no `{loki_query}`"),
+                (21, 35, "`X-Logward-Signature` cannot be a custom header"),
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
     }
 
     #[test]

@@ -77,13 +77,22 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
         render::neutral_md(&render::service(esc)),
         render::kind_phrase(esc),
     );
-    text.push_str(&format!("**{}**\n\n", render::neutral_md(&render::message(esc))));
+    text.push_str(&format!(
+        "**{}**\n\n",
+        render::neutral_md(&render::message(esc))
+    ));
     for (name, value) in render::facts(esc) {
         text.push_str(&format!("- {name}: {}\n", render::neutral_md(&value)));
     }
     text.push('\n');
-    let context: Vec<String> = render::context_lines(esc).iter().map(|l| render::neutral_md(l)).collect();
-    let sample: Vec<String> = render::sample_lines(esc).iter().map(|l| render::neutral_md(l)).collect();
+    let context: Vec<String> = render::context_lines(esc)
+        .iter()
+        .map(|l| render::neutral_md(l))
+        .collect();
+    let sample: Vec<String> = render::sample_lines(esc)
+        .iter()
+        .map(|l| render::neutral_md(l))
+        .collect();
     let budget = TEXT_CHARS.saturating_sub(text.chars().count() + 300);
     let ctx_budget = if context.is_empty() { 0 } else { budget / 4 };
     let (kept, cut) = render::fit(&sample, budget - ctx_budget, |s| s.chars().count() + 4);
@@ -109,8 +118,16 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
     }
     let all = mention.iter().any(|m| m == "all");
     let people: Vec<&String> = mention.iter().filter(|m| *m != "all").collect();
-    let mobiles: Vec<&String> = people.iter().copied().filter(|m| m.chars().all(|c| c.is_ascii_digit())).collect();
-    let users: Vec<&String> = people.iter().copied().filter(|m| !m.chars().all(|c| c.is_ascii_digit())).collect();
+    let mobiles: Vec<&String> = people
+        .iter()
+        .copied()
+        .filter(|m| m.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let users: Vec<&String> = people
+        .iter()
+        .copied()
+        .filter(|m| !m.chars().all(|c| c.is_ascii_digit()))
+        .collect();
     if !people.is_empty() {
         text.push('\n');
         for p in &people {
@@ -138,16 +155,27 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let msg = v.get("errmsg").and_then(Value::as_str).unwrap_or("");
     match v.get("errcode").and_then(Value::as_i64) {
-        Some(0) => Outcome::Accepted { answer: short(body) },
+        Some(0) => Outcome::Accepted {
+            answer: short(body),
+        },
         Some(code @ (RATE_LIMITED | -1)) => Outcome::Retry {
             after: (code == RATE_LIMITED).then_some(BLOCKED_FOR),
-            reason: format!("receiver `{receiver}`: DingTalk errcode {code}: {}", short(msg)),
+            reason: format!(
+                "receiver `{receiver}`: DingTalk errcode {code}: {}",
+                short(msg)
+            ),
         },
         Some(code) => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: DingTalk errcode {code}: {}", short(msg)),
+            reason: format!(
+                "receiver `{receiver}`: DingTalk errcode {code}: {}",
+                short(msg)
+            ),
         },
         None => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: DingTalk answered without an errcode: {}", short(body)),
+            reason: format!(
+                "receiver `{receiver}`: DingTalk answered without an errcode: {}",
+                short(body)
+            ),
         },
     }
 }
@@ -197,11 +225,17 @@ mod tests {
 
     #[test]
     fn errcode_decides_success() {
-        assert!(matches!(judge("c", r#"{"errcode":0,"errmsg":"ok"}"#), Outcome::Accepted { .. }));
+        assert!(matches!(
+            judge("c", r#"{"errcode":0,"errmsg":"ok"}"#),
+            Outcome::Accepted { .. }
+        ));
         assert!(matches!(
             judge("c", r#"{"errcode":130101,"errmsg":"send too fast"}"#),
             Outcome::Retry { after: Some(_), .. }
         ));
-        assert!(matches!(judge("c", r#"{"errcode":310000,"errmsg":"sign not match"}"#), Outcome::Rejected { .. }));
+        assert!(matches!(
+            judge("c", r#"{"errcode":310000,"errmsg":"sign not match"}"#),
+            Outcome::Rejected { .. }
+        ));
     }
 }

@@ -148,13 +148,19 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
         },
         Some(RATE_LIMITED) => Outcome::Retry {
             after: None,
-            reason: format!("receiver `{receiver}`: Feishu code {RATE_LIMITED}: {}", short(msg)),
+            reason: format!(
+                "receiver `{receiver}`: Feishu code {RATE_LIMITED}: {}",
+                short(msg)
+            ),
         },
         Some(code) => Outcome::Rejected {
             reason: format!("receiver `{receiver}`: Feishu code {code}: {}", short(msg)),
         },
         None => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: Feishu answered without a code: {}", short(body)),
+            reason: format!(
+                "receiver `{receiver}`: Feishu answered without a code: {}",
+                short(body)
+            ),
         },
     }
 }
@@ -193,9 +199,21 @@ mod tests {
 
     #[test]
     fn code_decides_success() {
-        assert!(matches!(judge("c", r#"{"code":0,"msg":"success","data":{}}"#), Outcome::Accepted { .. }));
-        assert!(matches!(judge("c", r#"{"StatusCode":0,"StatusMessage":"success"}"#), Outcome::Accepted { .. }));
-        assert!(matches!(judge("c", r#"{"code":11232,"msg":"frequency limited"}"#), Outcome::Retry { .. }));
-        assert!(matches!(judge("c", r#"{"code":19021,"msg":"sign match fail"}"#), Outcome::Rejected { .. }));
+        assert!(matches!(
+            judge("c", r#"{"code":0,"msg":"success","data":{}}"#),
+            Outcome::Accepted { .. }
+        ));
+        assert!(matches!(
+            judge("c", r#"{"StatusCode":0,"StatusMessage":"success"}"#),
+            Outcome::Accepted { .. }
+        ));
+        assert!(matches!(
+            judge("c", r#"{"code":11232,"msg":"frequency limited"}"#),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            judge("c", r#"{"code":19021,"msg":"sign match fail"}"#),
+            Outcome::Rejected { .. }
+        ));
     }
 }

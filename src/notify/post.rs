@@ -158,7 +158,10 @@ pub fn retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Seconds since the Unix epoch.
@@ -194,7 +197,13 @@ mod tests {
         let Err(Outcome::Retry { reason, .. }) = p.post(&url, &[], b"{}".to_vec()) else {
             panic!("not a retry")
         };
-        assert!(reason.starts_with("receiver `chat`: POST failed: "), "{reason}");
-        assert!(!reason.contains("tok3n") && !reason.contains("/hooks"), "{reason}");
+        assert!(
+            reason.starts_with("receiver `chat`: POST failed: "),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("tok3n") && !reason.contains("/hooks"),
+            "{reason}"
+        );
     }
 }

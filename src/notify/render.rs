@@ -50,7 +50,9 @@ pub fn kind_phrase(esc: &Escalation) -> String {
 
 /// The service, or `-` (log content, cleaned but not escaped).
 pub fn service(esc: &Escalation) -> String {
-    esc.service.as_deref().map_or_else(|| "-".to_string(), clean)
+    esc.service
+        .as_deref()
+        .map_or_else(|| "-".to_string(), clean)
 }
 
 /// The first line of the message, else of the sample (log content, cleaned, not escaped).
@@ -115,7 +117,10 @@ pub fn sample_lines(esc: &Escalation) -> Vec<String> {
 /// The last [`CONTEXT_LINES`] context lines, cleaned (not escaped).
 pub fn context_lines(esc: &Escalation) -> Vec<String> {
     let skip = esc.context.len().saturating_sub(CONTEXT_LINES);
-    esc.context[skip..].iter().map(|l| display_line(l)).collect()
+    esc.context[skip..]
+        .iter()
+        .map(|l| display_line(l))
+        .collect()
 }
 
 /// Escaped lines that fit in `budget` as measured by `size` (one separator per line
@@ -236,7 +241,7 @@ mod tests {
     #[test]
     fn kinds_read_differently() {
         let mut e = escalation("ERROR db timeout");
-        assert!(headline(&e).contains("New: db timeout"), "{}", headline(&e));
+        assert_eq!(headline(&e), "🔴 ERROR · api · New: ERROR db timeout");
         e.kind = Kind::Repeat;
         e.suppressed = 7;
         assert!(headline(&e).contains("Still firing (7 more)"));
@@ -251,7 +256,10 @@ mod tests {
         let lines: Vec<String> = vec!["aaaa".into(), "bbbb".into(), "cccc".into()];
         assert_eq!(fit(&lines, 100, str::len), (lines.clone(), false));
         let (kept, cut) = fit(&lines, 8, str::len);
-        assert_eq!((kept, cut), (vec!["aaaa".to_string(), "bb".to_string()], true));
+        assert_eq!(
+            (kept, cut),
+            (vec!["aaaa".to_string(), "bb".to_string()], true)
+        );
     }
 
     #[test]
@@ -259,13 +267,19 @@ mod tests {
         let e = escalation("ERROR db timeout");
         let l = explore_link(Some("https://g.example/explore?left={loki_query}"), &e).unwrap();
         assert!(l.starts_with("https://g.example/explore?left=%7B"), "{l}");
-        assert!(!l.contains(' ') && !l.contains('"') && !l.contains('|'), "{l}");
+        assert!(
+            !l.contains(' ') && !l.contains('"') && !l.contains('|'),
+            "{l}"
+        );
         assert_eq!(explore_link(None, &e), None);
     }
 
     #[test]
     fn escapers_neutralize_mentions_links_and_fences() {
-        assert_eq!(slack_escape("<!channel> & <@U1>"), "&lt;!channel&gt; &amp; &lt;@U1&gt;");
+        assert_eq!(
+            slack_escape("<!channel> & <@U1>"),
+            "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+        );
         assert_eq!(no_backticks("```x```"), "ˋˋˋxˋˋˋ");
         let n = neutral_md("@all <at id=all></at> [x](https://e.example) ![i](u) # h");
         for bad in ["@", "<", "[", "](", "://", "#"] {

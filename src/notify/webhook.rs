@@ -86,7 +86,11 @@ impl Sender for Webhook {
         };
         if (200..300).contains(&answer.status) {
             return Outcome::Accepted {
-                answer: format!("HTTP {} {}", answer.status, super::post::short(&answer.body)),
+                answer: format!(
+                    "HTTP {} {}",
+                    answer.status,
+                    super::post::short(&answer.body)
+                ),
             };
         }
         self.http.by_status(&answer, &answer.body)

@@ -118,16 +118,27 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let msg = v.get("errmsg").and_then(Value::as_str).unwrap_or("");
     match v.get("errcode").and_then(Value::as_i64) {
-        Some(0) => Outcome::Accepted { answer: short(body) },
+        Some(0) => Outcome::Accepted {
+            answer: short(body),
+        },
         Some(code @ (RATE_LIMITED | -1)) => Outcome::Retry {
             after: (code == RATE_LIMITED).then_some(WINDOW),
-            reason: format!("receiver `{receiver}`: WeCom errcode {code}: {}", short(msg)),
+            reason: format!(
+                "receiver `{receiver}`: WeCom errcode {code}: {}",
+                short(msg)
+            ),
         },
         Some(code) => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: WeCom errcode {code}: {}", short(msg)),
+            reason: format!(
+                "receiver `{receiver}`: WeCom errcode {code}: {}",
+                short(msg)
+            ),
         },
         None => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: WeCom answered without an errcode: {}", short(body)),
+            reason: format!(
+                "receiver `{receiver}`: WeCom answered without an errcode: {}",
+                short(body)
+            ),
         },
     }
 }

@@ -197,11 +197,14 @@ async fn handle(
     };
     let response = match (&verdict, script) {
         (Err(problem), _) => refuse(&s.provider, problem),
-        (Ok(()), Some(Script::Http {
-            status,
-            body,
-            retry_after,
-        })) => {
+        (
+            Ok(()),
+            Some(Script::Http {
+                status,
+                body,
+                retry_after,
+            }),
+        ) => {
             let mut r = (StatusCode::from_u16(status).unwrap(), body).into_response();
             if let Some(ra) = retry_after {
                 r.headers_mut().insert("retry-after", ra.parse().unwrap());
@@ -288,15 +291,27 @@ fn refuse(p: &Provider, problem: &str) -> Response {
             json_response(200, json!({"code": code, "msg": problem, "data": {}}))
         }
         Provider::DingTalk { .. } => {
-            let code = if problem.starts_with("path") { 300001 } else { 310000 };
+            let code = if problem.starts_with("path") {
+                300001
+            } else {
+                310000
+            };
             json_response(200, json!({"errcode": code, "errmsg": problem}))
         }
         Provider::WeCom => {
-            let code = if problem.starts_with("path") { 93000 } else { 40008 };
+            let code = if problem.starts_with("path") {
+                93000
+            } else {
+                40008
+            };
             json_response(200, json!({"errcode": code, "errmsg": problem}))
         }
         Provider::Webhook { .. } => {
-            let status = if problem.starts_with("sign") { 401 } else { 400 };
+            let status = if problem.starts_with("sign") {
+                401
+            } else {
+                400
+            };
             (StatusCode::from_u16(status).unwrap(), problem.to_string()).into_response()
         }
     }
@@ -332,19 +347,27 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
             })?;
             let mut k = keys(b);
             k.sort();
-            expect(k == ["blocks", "text"], || format!("schema: top-level keys {k:?}"))?;
+            expect(k == ["blocks", "text"], || {
+                format!("schema: top-level keys {k:?}")
+            })?;
             let text = b["text"].as_str().unwrap_or("");
             expect(!text.is_empty() && text.chars().count() <= 40_000, || {
                 "schema: text".into()
             })?;
             let blocks = b["blocks"].as_array().ok_or("schema: blocks")?;
-            expect(!blocks.is_empty() && blocks.len() <= 50, || "schema: block count".into())?;
+            expect(!blocks.is_empty() && blocks.len() <= 50, || {
+                "schema: block count".into()
+            })?;
             let total: usize = r.raw.len();
-            expect(total < 13_000, || format!("schema: payload of {total} bytes"))?;
+            expect(total < 13_000, || {
+                format!("schema: payload of {total} bytes")
+            })?;
             for block in blocks {
                 match block["type"].as_str() {
                     Some("header") => {
-                        expect(block["text"]["type"] == "plain_text", || "schema: header type".into())?;
+                        expect(block["text"]["type"] == "plain_text", || {
+                            "schema: header type".into()
+                        })?;
                         let t = block["text"]["text"].as_str().unwrap_or("");
                         expect(!t.is_empty() && t.chars().count() <= 150, || {
                             format!("schema: header of {} chars", t.chars().count())
@@ -356,7 +379,9 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                                 "schema: section text type".into()
                             })?;
                             let n = t["text"].as_str().map_or(0, |s| s.chars().count());
-                            expect(n > 0 && n <= 3000, || format!("schema: section text of {n} chars"))?;
+                            expect(n > 0 && n <= 3000, || {
+                                format!("schema: section text of {n} chars")
+                            })?;
                         }
                         if let Some(f) = block.get("fields") {
                             let f = f.as_array().ok_or("schema: fields")?;
@@ -368,12 +393,15 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                                 })?;
                             }
                         }
-                        expect(block.get("text").is_some() || block.get("fields").is_some(), || {
-                            "schema: empty section".into()
-                        })?;
+                        expect(
+                            block.get("text").is_some() || block.get("fields").is_some(),
+                            || "schema: empty section".into(),
+                        )?;
                     }
                     Some("context") => {
-                        let e = block["elements"].as_array().ok_or("schema: context elements")?;
+                        let e = block["elements"]
+                            .as_array()
+                            .ok_or("schema: context elements")?;
                         expect(!e.is_empty() && e.len() <= 10, || "schema: context".into())?;
                     }
                     other => return Err(format!("schema: block type {other:?}")),
@@ -386,7 +414,9 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                 "path: incoming webhook access token invalid".into()
             })?;
             if let Some(secret) = secret {
-                let ts = b["timestamp"].as_str().ok_or("sign match fail: no timestamp")?;
+                let ts = b["timestamp"]
+                    .as_str()
+                    .ok_or("sign match fail: no timestamp")?;
                 let t: u64 = ts.parse().map_err(|_| "sign match fail: timestamp")?;
                 expect(now().abs_diff(t) <= 3600, || {
                     "sign match fail or timestamp is not within one hour from current time".into()
@@ -409,12 +439,20 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                 .filter(|k| !matches!(*k, "timestamp" | "sign"))
                 .collect();
             k.sort();
-            expect(k == ["card", "msg_type"], || format!("Bad Request: keys {k:?}"))?;
-            expect(b["msg_type"] == "interactive", || "Bad Request: msg_type".into())?;
+            expect(k == ["card", "msg_type"], || {
+                format!("Bad Request: keys {k:?}")
+            })?;
+            expect(b["msg_type"] == "interactive", || {
+                "Bad Request: msg_type".into()
+            })?;
             expect(r.raw.len() <= 20 * 1024, || "message too large".into())?;
             let card = &b["card"];
-            expect(card["header"]["title"]["tag"] == "plain_text", || "Bad Request: header".into())?;
-            expect(card["header"]["template"].is_string(), || "Bad Request: template".into())?;
+            expect(card["header"]["title"]["tag"] == "plain_text", || {
+                "Bad Request: header".into()
+            })?;
+            expect(card["header"]["template"].is_string(), || {
+                "Bad Request: template".into()
+            })?;
             let elements = card["elements"].as_array().ok_or("Bad Request: elements")?;
             for e in elements {
                 match e["tag"].as_str() {
@@ -424,7 +462,9 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                         expect(matches!(tag, "lark_md" | "plain_text"), || {
                             format!("Bad Request: text tag {tag}")
                         })?;
-                        expect(e["text"]["content"].is_string(), || "Bad Request: content".into())?;
+                        expect(e["text"]["content"].is_string(), || {
+                            "Bad Request: content".into()
+                        })?;
                     }
                     other => return Err(format!("Bad Request: element {other:?}")),
                 }
@@ -438,11 +478,13 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
                 || "path: token is not exist".into(),
             )?;
             if let Some(secret) = secret {
-                let ts = query_param(&r.query, "timestamp").ok_or("sign not match: no timestamp")?;
+                let ts =
+                    query_param(&r.query, "timestamp").ok_or("sign not match: no timestamp")?;
                 let t: u64 = ts.parse().map_err(|_| "invalid timestamp")?;
-                expect(ts.len() == 13 && (now() * 1000).abs_diff(t) <= 3_600_000, || {
-                    "invalid timestamp".into()
-                })?;
+                expect(
+                    ts.len() == 13 && (now() * 1000).abs_diff(t) <= 3_600_000,
+                    || "invalid timestamp".into(),
+                )?;
                 let sign = query_param(&r.query, "sign").unwrap_or_default();
                 let sig = base64::engine::general_purpose::STANDARD
                     .decode(&sign)
@@ -454,15 +496,22 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
             }
             let mut k = keys(b);
             k.sort();
-            expect(k == ["at", "markdown", "msgtype"], || format!("schema: keys {k:?}"))?;
-            expect(b["msgtype"] == "markdown", || "schema: msgtype".into())?;
-            expect(b["markdown"]["title"].is_string(), || "schema: title".into())?;
-            let text = b["markdown"]["text"].as_str().ok_or("schema: text")?;
-            expect(text.chars().count() <= 5000, || "schema: text too long".into())?;
-            expect(b["at"]["isAtAll"].is_boolean(), || "schema: isAtAll".into())?;
-            expect(b["at"]["atMobiles"].is_array() && b["at"]["atUserIds"].is_array(), || {
-                "schema: at".into()
+            expect(k == ["at", "markdown", "msgtype"], || {
+                format!("schema: keys {k:?}")
             })?;
+            expect(b["msgtype"] == "markdown", || "schema: msgtype".into())?;
+            expect(b["markdown"]["title"].is_string(), || {
+                "schema: title".into()
+            })?;
+            let text = b["markdown"]["text"].as_str().ok_or("schema: text")?;
+            expect(text.chars().count() <= 5000, || {
+                "schema: text too long".into()
+            })?;
+            expect(b["at"]["isAtAll"].is_boolean(), || "schema: isAtAll".into())?;
+            expect(
+                b["at"]["atMobiles"].is_array() && b["at"]["atUserIds"].is_array(),
+                || "schema: at".into(),
+            )?;
             Ok(())
         }
         Provider::WeCom => {
@@ -473,9 +522,13 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
             )?;
             let mut k = keys(b);
             k.sort();
-            expect(k == ["markdown", "msgtype"], || format!("invalid message type: keys {k:?}"))?;
+            expect(k == ["markdown", "msgtype"], || {
+                format!("invalid message type: keys {k:?}")
+            })?;
             expect(b["msgtype"] == "markdown", || "invalid message type".into())?;
-            expect(keys(&b["markdown"]) == ["content"], || "markdown keys".into())?;
+            expect(keys(&b["markdown"]) == ["content"], || {
+                "markdown keys".into()
+            })?;
             let content = b["markdown"]["content"].as_str().ok_or("content")?;
             expect(!content.is_empty() && content.len() <= 4096, || {
                 format!("content size {} exceeds limit", content.len())
@@ -483,18 +536,26 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
             Ok(())
         }
         Provider::Webhook { secret } => {
-            expect(r.path == format!("/hooks/logward/{TOKEN}"), || "path: not found".into())?;
-            expect(r.header("x-logward-idempotency-key").is_some_and(|k| !k.is_empty()), || {
-                "schema: no X-Logward-Idempotency-Key".into()
+            expect(r.path == format!("/hooks/logward/{TOKEN}"), || {
+                "path: not found".into()
             })?;
+            expect(
+                r.header("x-logward-idempotency-key")
+                    .is_some_and(|k| !k.is_empty()),
+                || "schema: no X-Logward-Idempotency-Key".into(),
+            )?;
             if let Some(secret) = secret {
-                let h = r.header("x-logward-signature").ok_or("signature: missing")?;
+                let h = r
+                    .header("x-logward-signature")
+                    .ok_or("signature: missing")?;
                 let (t, v1) = h
                     .split_once(',')
                     .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
                     .ok_or("signature: malformed")?;
                 let tn: u64 = t.parse().map_err(|_| "signature: t")?;
-                expect(now().abs_diff(tn) <= 300, || "signature: outside tolerance".into())?;
+                expect(now().abs_diff(tn) <= 300, || {
+                    "signature: outside tolerance".into()
+                })?;
                 let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
                 mac.update(t.as_bytes());
                 mac.update(b".");
@@ -512,7 +573,10 @@ fn verify(p: &Provider, r: &Received) -> Result<(), String> {
 
 /// The hostile corpus: one record per line, `\n` written as a two-character escape.
 pub fn hostile_lines() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hostile/lines.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hostile/lines.txt"
+    );
     let bytes = std::fs::read(path).unwrap();
     String::from_utf8_lossy(&bytes)
         .lines()
@@ -556,12 +620,16 @@ pub fn secret(value: &str) -> logward::config::Secret {
     let path = dir.path().join("t.toml");
     std::fs::write(
         &path,
-        format!("[receiver.x]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nsecret = {value:?}\n"),
+        format!(
+            "[receiver.x]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nsecret = {value:?}\n"
+        ),
     )
     .unwrap();
     let c = logward::config::Config::load(&path).unwrap();
     match &c.receivers["x"].kind {
-        logward::config::ReceiverKind::Webhook { secret: Some(s), .. } => s.clone(),
+        logward::config::ReceiverKind::Webhook {
+            secret: Some(s), ..
+        } => s.clone(),
         other => panic!("{other:?}"),
     }
 }
