@@ -134,6 +134,36 @@ fn a_wrong_signature_gets_feishus_19021() {
 }
 
 #[test]
+fn dingtalks_signing_method_is_refused_by_feishu() {
+    // HMAC(key = secret, message = "timestamp\nsecret"), what some client libraries do.
+    let server = signed_server();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut body = logward::notify::feishu::payload(&plain_escalation(), &[], None);
+    body["timestamp"] = Value::from(ts.to_string());
+    body["sign"] = Value::from(logward::notify::dingtalk::sign(ts, SECRET));
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(server.url())
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["code"], 19021, "{answer}");
+    body["sign"] = Value::from(logward::notify::feishu::sign(ts, SECRET));
+    let answer: Value = reqwest::blocking::Client::new()
+        .post(server.url())
+        .json(&body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["code"], 0, "{answer}");
+}
+
+#[test]
 fn hostile_log_lines_cannot_mention_link_or_style() {
     let server = signed_server();
     let mut f = feishu(&server, Some(SECRET), &["ou_config"]);

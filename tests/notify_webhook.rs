@@ -39,7 +39,7 @@ fn the_escalation_object_is_posted_signed_with_key_and_custom_headers() {
     assert_eq!(
         w.send(&esc, "idem-123"),
         Outcome::Accepted {
-            answer: "HTTP 204 ".into()
+            answer: "HTTP 204".into()
         }
     );
     let got = server.wait_accepted(1);

@@ -76,8 +76,13 @@ fn colour(esc: &Escalation) -> &'static str {
     }
 }
 
+/// Bytes of `s` once in the JSON body (quotes and backslashes are escaped there).
+fn json_len(s: &str) -> usize {
+    s.len() + s.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
+
 fn plain_lines(title: &str, lines: &[String], budget: usize) -> String {
-    let (kept, cut) = render::fit(lines, budget, str::len);
+    let (kept, cut) = render::fit(lines, budget, json_len);
     let mut text = format!("{title}\n{}", kept.join("\n"));
     if cut {
         text.push('\n');

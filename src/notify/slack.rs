@@ -18,8 +18,10 @@ use crate::escalation::Escalation;
 
 /// Header `plain_text`: at most 150 characters.
 const HEADER_CHARS: usize = 150;
-/// Section `text`: at most 3,000 characters; the code block gets this much.
-const CODE_CHARS: usize = 2_600;
+/// Section `text`: at most 3,000 characters; the sample's code block gets this much.
+const SAMPLE_CHARS: usize = 2_600;
+/// The context's code block: Slack refuses payloads a little over 13k characters in all.
+const CONTEXT_CHARS: usize = 1_200;
 
 pub struct Slack {
     url: Secret,
@@ -59,13 +61,17 @@ fn mention(id: &str) -> String {
     }
 }
 
-fn code_block(lines: &[String]) -> (String, bool) {
+fn code_block(lines: &[String], budget: usize) -> (String, bool) {
     let escaped: Vec<String> = lines
         .iter()
         .map(|l| render::slack_escape(&render::no_backticks(l)))
         .collect();
-    let (kept, cut) = render::fit(&escaped, CODE_CHARS, |s| s.chars().count());
-    let mut text = format!("```{}```", kept.join("\n"));
+    let (kept, cut) = render::fit(&escaped, budget, |s| s.chars().count());
+    let mut body = kept.join("\n");
+    if body.trim().is_empty() {
+        body = "(empty)".into();
+    }
+    let mut text = format!("```{body}```");
     if cut {
         text.push('\n');
         text.push_str(CUT);
@@ -93,12 +99,12 @@ pub fn payload(esc: &Escalation, mention_ids: &[String], explore_url: Option<&st
             "text": render::cut_chars(&headline, HEADER_CHARS), "emoji": true}}),
         json!({"type": "section", "fields": fields}),
     ];
-    let (sample, _) = code_block(&render::sample_lines(esc));
+    let (sample, _) = code_block(&render::sample_lines(esc), SAMPLE_CHARS);
     blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
         "text": format!("*Sample*\n{sample}")}}));
     let context = render::context_lines(esc);
     if !context.is_empty() {
-        let (context, _) = code_block(&context);
+        let (context, _) = code_block(&context, CONTEXT_CHARS);
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
             "text": format!("*Context*\n{context}")}}));
     }

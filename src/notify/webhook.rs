@@ -90,7 +90,9 @@ impl Sender for Webhook {
                     "HTTP {} {}",
                     answer.status,
                     super::post::short(&answer.body)
-                ),
+                )
+                .trim_end()
+                .to_string(),
             };
         }
         self.http.by_status(&answer, &answer.body)
