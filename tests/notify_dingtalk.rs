@@ -48,6 +48,11 @@ fn a_signed_markdown_message_with_facts_sample_link_and_configured_mentions() {
         Some("application/json; charset=utf-8")
     );
     assert!(got[0].query.contains("&timestamp=") && got[0].query.contains("&sign="));
+    assert!(
+        !got[0].query.contains("%25"),
+        "the sign is encoded once: {}",
+        got[0].query
+    );
     assert_eq!(b["msgtype"], "markdown");
     assert_eq!(
         b["at"],

@@ -136,15 +136,15 @@ pub fn fit(lines: &[String], budget: usize, size: impl Fn(&str) -> usize) -> (Ve
             out.push(line.clone());
             continue;
         }
-        let mut part = String::new();
-        for c in line.chars() {
-            let mut next = part.clone();
-            next.push(c);
-            if used + size(&next) + 1 > budget {
-                break;
-            }
-            part = next;
-        }
+        // The longest prefix that fits (sizes grow with the prefix): a binary search over
+        // the character boundaries.
+        let ends: Vec<usize> = line.char_indices().map(|(i, c)| i + c.len_utf8()).collect();
+        let fits = |end: usize| used + size(&line[..end]) + 1 <= budget;
+        let n = ends.partition_point(|&end| fits(end));
+        let part = n
+            .checked_sub(1)
+            .map_or("", |k| &line[..ends[k]])
+            .to_string();
         if !part.is_empty() {
             out.push(part);
         }
