@@ -139,7 +139,7 @@ pub fn fit(lines: &[String], budget: usize, size: impl Fn(&str) -> usize) -> (Ve
         // The longest prefix that fits (sizes grow with the prefix): a binary search over
         // the character boundaries.
         let ends: Vec<usize> = line.char_indices().map(|(i, c)| i + c.len_utf8()).collect();
-        let fits = |end: usize| used + size(&line[..end]) + 1 <= budget;
+        let fits = |end: usize| used + size(&line[..end]) < budget;
         let n = ends.partition_point(|&end| fits(end));
         let part = n
             .checked_sub(1)
