@@ -24,7 +24,11 @@
 //! ```
 
 pub mod console;
+pub mod email;
 pub mod file;
+mod sender;
+
+pub use sender::{Outcome, Sender};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -84,6 +88,9 @@ pub enum NotifyError {
         receiver: Arc<str>,
         source: io::Error,
     },
+    /// A provider did not take the escalation; `reason` never holds a secret.
+    #[error("{reason}")]
+    Delivery { receiver: Arc<str>, reason: String },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
 }
@@ -125,6 +132,7 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::File { path } => {
                     Box::new(file::FileReceiver::open(name.clone(), path)?)
                 }
+                ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
             };
             receivers.insert(name, r.kind.type_name(), r.rate, notifier);
         }
