@@ -168,6 +168,39 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         headers: Vec<(String, Secret)>,
     },
+    /// Mails escalations through an SMTP smarthost.
+    Email(EmailReceiver),
+}
+
+/// `type = "email"`: the keys of an e-mail receiver, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailReceiver {
+    /// `smarthost = "host:port"`.
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// `from`: one mailbox (`"logward <logward@example.com>"`), checked to parse.
+    pub from: String,
+    /// `to`: one mailbox or more, each checked to parse.
+    pub to: Vec<String>,
+    /// `username` with `password`/`password_file`: AUTH; both or neither.
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Put before every subject, e.g. `[ci]`.
+    pub subject_prefix: Option<String>,
+    /// `timeout`: per SMTP command, and for the connection (default 10s).
+    pub timeout: Duration,
+}
+
+/// `tls` of an e-mail receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection, then `STARTTLS`, which must succeed (the default; port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: allowed only to a loopback host (a local relay, tests).
+    None,
 }
 
 impl ReceiverKind {
@@ -181,6 +214,7 @@ impl ReceiverKind {
             ReceiverKind::DingTalk { .. } => "dingtalk",
             ReceiverKind::WeCom { .. } => "wecom",
             ReceiverKind::Webhook { .. } => "webhook",
+            ReceiverKind::Email(_) => "email",
         }
     }
 }
@@ -213,6 +247,8 @@ pub mod defaults {
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
     pub const MAX_LINE_BYTES: u64 = 1 << 20;
     pub const MAX_OPEN_FILES: u64 = 1024;
+    /// An e-mail receiver's SMTP timeout (connect, and each command).
+    pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
     /// How often open files are checked for growth when no watch event arrived.
     pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
     /// The safety net behind watch events: a full glob scan this often.
@@ -361,6 +397,15 @@ struct ReceiverToml {
     mention: Option<Spanned<Vec<Spanned<String>>>>,
     explore_url: Option<Spanned<String>>,
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    smarthost: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    to: Option<Spanned<Vec<Spanned<String>>>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    subject_prefix: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
 impl ReceiverToml {
@@ -380,8 +425,43 @@ impl ReceiverToml {
         add("mention", self.mention.as_ref().map(Spanned::span));
         add("explore_url", self.explore_url.as_ref().map(Spanned::span));
         add("headers", self.headers.as_ref().map(Spanned::span));
+        add("smarthost", self.smarthost.as_ref().map(Spanned::span));
+        add("tls", self.tls.as_ref().map(Spanned::span));
+        add("from", self.from.as_ref().map(Spanned::span));
+        add("to", self.to.as_ref().map(Spanned::span));
+        add("username", self.username.as_ref().map(Spanned::span));
+        add("password", self.password.as_ref().map(Spanned::span));
+        add(
+            "password_file",
+            self.password_file.as_ref().map(Spanned::span),
+        );
+        add(
+            "subject_prefix",
+            self.subject_prefix.as_ref().map(Spanned::span),
+        );
+        add("timeout", self.timeout.as_ref().map(Spanned::span));
         out
     }
+}
+
+/// `host:port` or `[v6]:port`.
+fn split_host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then_some((host, port))
+}
+
+/// `localhost`, 127.0.0.0/8 and ::1: where mail in clear text never leaves the machine.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -1265,11 +1345,22 @@ impl Validator<'_> {
                 "explore_url",
             ],
             "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            "email" => &[
+                "smarthost",
+                "tls",
+                "from",
+                "to",
+                "username",
+                "password",
+                "password_file",
+                "subject_prefix",
+                "timeout",
+            ],
             other => {
                 self.errors.push(self.ctx.diag(
                     r.kind.span(),
                     format!("unknown receiver type `{other}`"),
-                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\" or \"webhook\"",
+                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\" or \"email\"",
                 ));
                 return None;
             }
@@ -1308,6 +1399,7 @@ impl Validator<'_> {
                     return None;
                 }
             },
+            "email" => ReceiverKind::Email(self.email(span, &r)?),
             web => {
                 let url = self.web_url(web, &r, span.clone());
                 let secret = self
@@ -1354,6 +1446,151 @@ impl Validator<'_> {
             return None;
         }
         Some(Receiver { kind, rate })
+    }
+
+    /// The keys of `type = "email"`; every problem is reported before giving up.
+    fn email(&mut self, span: std::ops::Range<usize>, r: &ReceiverToml) -> Option<EmailReceiver> {
+        use lettre::message::Mailbox;
+        let errors_before = self.errors.len();
+        let required = |this: &mut Self, key: &str, v: &Option<Spanned<String>>, example: &str| {
+            if v.is_none() {
+                this.errors.push(this.ctx.diag(
+                    span.clone(),
+                    format!("email receiver has no `{key}`"),
+                    format!("add {key} = {example}"),
+                ));
+            }
+        };
+        required(self, "smarthost", &r.smarthost, "\"smtp.example.com:587\"");
+        required(self, "from", &r.from, "\"logward <logward@example.com>\"");
+        if let Some(p) = &r.path {
+            self.errors.push(self.ctx.diag(
+                p.span(),
+                "`path` does not apply to an email receiver",
+                "remove it, or use type = \"file\"",
+            ));
+        }
+        let tls = match &r.tls {
+            None => Some(SmtpTls::StartTls),
+            Some(t) => match t.get_ref().as_str() {
+                "starttls" => Some(SmtpTls::StartTls),
+                "tls" => Some(SmtpTls::Tls),
+                "none" => Some(SmtpTls::None),
+                other => {
+                    self.errors.push(self.ctx.diag(
+                        t.span(),
+                        format!("unknown tls mode `{other}`"),
+                        "use \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (loopback only)",
+                    ));
+                    None
+                }
+            },
+        };
+        let smarthost = r.smarthost.as_ref().and_then(|h| {
+            let text = self.string(h)?;
+            match split_host_port(&text) {
+                Some((host, port)) => Some((host.to_string(), port, h.span())),
+                None => {
+                    self.errors.push(self.ctx.diag(
+                        h.span(),
+                        format!("`{text}` is not a smarthost"),
+                        "write HOST:PORT, e.g. \"smtp.example.com:587\" or \"[::1]:25\"",
+                    ));
+                    None
+                }
+            }
+        });
+        if let (Some(SmtpTls::None), Some((host, _, at))) = (tls, &smarthost) {
+            if !is_loopback(host) {
+                self.errors.push(self.ctx.diag(
+                    at.clone(),
+                    format!("tls = \"none\" would send mail and passwords in clear text to `{host}`"),
+                    "use tls = \"starttls\" or \"tls\"; \"none\" is only for localhost, 127.0.0.1 or ::1",
+                ));
+            }
+        }
+        let mailbox = |this: &mut Self, v: &Spanned<String>, key: &str| {
+            let text = this.string(v)?;
+            match text.parse::<Mailbox>() {
+                Ok(_) => Some(text),
+                Err(e) => {
+                    this.errors.push(this.ctx.diag(
+                        v.span(),
+                        format!("`{key}`: `{text}` is not an e-mail address ({e})"),
+                        "write \"name@example.com\" or \"Name <name@example.com>\"",
+                    ));
+                    None
+                }
+            }
+        };
+        let from = r.from.as_ref().and_then(|f| mailbox(self, f, "from"));
+        let mut to = Vec::new();
+        match &r.to {
+            Some(list) if !list.get_ref().is_empty() => {
+                for t in list.get_ref() {
+                    to.extend(mailbox(self, t, "to"));
+                }
+            }
+            Some(list) => self.errors.push(self.ctx.diag(
+                list.span(),
+                "`to` is empty",
+                "list at least one address: to = [\"oncall@example.com\"]",
+            )),
+            None => self.errors.push(self.ctx.diag(
+                span.clone(),
+                "email receiver has no `to`",
+                "add to = [\"oncall@example.com\"]",
+            )),
+        }
+        let username = r.username.as_ref().and_then(|u| self.string(u));
+        let password = self
+            .ctx
+            .secret("password", r.password.as_ref(), r.password_file.as_ref());
+        let password = self.ok(password).flatten();
+        match (&r.username, &password) {
+            (Some(u), None) if r.password.is_none() && r.password_file.is_none() => {
+                self.errors.push(self.ctx.diag(
+                    u.span(),
+                    "`username` is set without a password",
+                    "add password = \"${SMTP_PASSWORD}\" or password_file = \"/etc/logward/smtp-password\"",
+                ));
+            }
+            (None, Some(_)) => {
+                let at = r
+                    .password
+                    .as_ref()
+                    .or(r.password_file.as_ref())
+                    .map_or(span.clone(), |p| p.span());
+                self.errors.push(self.ctx.diag(
+                    at,
+                    "a password is set without `username`",
+                    "add username = \"...\", or remove the password",
+                ));
+            }
+            _ => {}
+        }
+        let subject_prefix = r.subject_prefix.as_ref().and_then(|p| self.string(p));
+        let timeout = self.unit(
+            "timeout",
+            r.timeout.as_ref(),
+            defaults::SMTP_TIMEOUT,
+            units::duration,
+        );
+        if self.errors.len() != errors_before {
+            return None;
+        }
+        let (host, port, _) = smarthost?;
+        Some(EmailReceiver {
+            host,
+            port,
+            tls: tls?,
+            from: from?,
+            to,
+            username,
+            password,
+            subject_prefix,
+            timeout,
+        })
     }
 }
 
@@ -1650,6 +1887,69 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn an_email_receiver_takes_its_keys() {
+        let c = parse(
+            "[receiver.mail]\ntype = \"email\"\nsmarthost = \"smtp.example.com:465\"\ntls = \"tls\"\nfrom = \"logward <logward@example.com>\"\nto = [\"a@example.com\", \"B <b@example.com>\"]\nusername = \"logward\"\npassword = \"hunter2\"\nsubject_prefix = \"[ci]\"\ntimeout = \"3s\"\n[receiver.local]\ntype = \"email\"\nsmarthost = \"[::1]:2525\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+        )
+        .unwrap();
+        let ReceiverKind::Email(mail) = &c.receivers["mail"].kind else {
+            panic!("{:?}", c.receivers["mail"])
+        };
+        assert_eq!(
+            (mail.host.as_str(), mail.port, mail.tls),
+            ("smtp.example.com", 465, SmtpTls::Tls)
+        );
+        assert_eq!(mail.to, ["a@example.com", "B <b@example.com>"]);
+        assert_eq!(mail.password.as_ref().map(Secret::expose), Some("hunter2"));
+        assert_eq!(mail.timeout, Duration::from_secs(3));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let ReceiverKind::Email(local) = &c.receivers["local"].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (local.host.as_str(), local.port, local.tls),
+            ("::1", 2525, SmtpTls::None)
+        );
+        assert_eq!(local.timeout, defaults::SMTP_TIMEOUT);
+        assert_eq!(c.receivers["local"].kind.type_name(), "email");
+    }
+
+    #[test]
+    fn email_receiver_problems_name_their_place_and_fix() {
+        let err = parse(
+            "[receiver.mail]\ntype = \"email\"\nsmarthost = \"smtp.example.com:25\"\ntls = \"none\"\nfrom = \"not an address\"\nto = []\nusername = \"u\"\n[receiver.b]\ntype = \"email\"\nsmarthost = \"smtp.example.com\"\ntls = \"ssl\"\npassword = \"x\"\n[receiver.c]\ntype = \"console\"\nsmarthost = \"a:1\"\n",
+        )
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        let has = |line: usize, start: &str| {
+            assert!(
+                found
+                    .iter()
+                    .any(|(l, p)| *l == line && p.starts_with(start)),
+                "no {start:?} on line {line}: {err}"
+            )
+        };
+        has(
+            3,
+            "tls = \"none\" would send mail and passwords in clear text to `smtp.example.com`",
+        );
+        has(5, "`from`: `not an address` is not an e-mail address");
+        has(6, "`to` is empty");
+        has(7, "`username` is set without a password");
+        has(10, "`smtp.example.com` is not a smarthost");
+        has(11, "unknown tls mode `ssl`");
+        has(12, "a password is set without `username`");
+        has(8, "email receiver has no `from`");
+        has(8, "email receiver has no `to`");
+        has(15, "`smarthost` does not apply to a console receiver");
+        let text = err.to_string();
+        assert!(!text.contains("\"x\""), "{text}");
+        let none = err.0.iter().find(|d| d.line == 3).unwrap();
+        assert!(none.fix.contains("\"starttls\""), "{}", none.fix);
     }
 
     #[test]

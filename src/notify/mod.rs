@@ -25,6 +25,7 @@
 
 pub mod console;
 pub mod dingtalk;
+pub mod email;
 pub mod feishu;
 pub mod file;
 pub mod post;
@@ -94,6 +95,9 @@ pub enum NotifyError {
         receiver: Arc<str>,
         source: io::Error,
     },
+    /// A provider did not take the escalation; `reason` never holds a secret.
+    #[error("{reason}")]
+    Delivery { receiver: Arc<str>, reason: String },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
     /// A web receiver's attempt that did not deliver (the reason names the receiver, never
@@ -179,6 +183,7 @@ impl<C: Clock + Clone> Receivers<C> {
                     Some(s) => Box::new(SenderNotifier(s)),
                     None => continue,
                 },
+                ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
             };
             receivers.insert(name, r.kind.type_name(), r.rate, notifier);
         }
@@ -303,7 +308,7 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
             secret.clone(),
             headers.clone(),
         )),
-        ReceiverKind::Console | ReceiverKind::File { .. } => return None,
+        ReceiverKind::Console | ReceiverKind::File { .. } | ReceiverKind::Email(_) => return None,
     })
 }
 
