@@ -23,8 +23,12 @@
 //! }
 //! ```
 
+pub mod alertmanager;
 pub mod console;
 pub mod file;
+mod sender;
+
+pub use sender::{Outcome, Sender};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -84,6 +88,9 @@ pub enum NotifyError {
         receiver: Arc<str>,
         source: io::Error,
     },
+    /// A remote receiver did not take it; `reason` never holds its url or credentials.
+    #[error("receiver `{receiver}`: {reason}")]
+    Delivery { receiver: Arc<str>, reason: String },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
 }
@@ -124,6 +131,9 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::Console => Box::new(console::Console::stdout(name.clone())),
                 ReceiverKind::File { path } => {
                     Box::new(file::FileReceiver::open(name.clone(), path)?)
+                }
+                ReceiverKind::Alertmanager(am) => {
+                    Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
                 }
             };
             receivers.insert(name, r.kind.type_name(), r.rate, notifier);
