@@ -170,6 +170,30 @@ pub enum ReceiverKind {
     },
     /// Mails escalations through an SMTP smarthost.
     Email(EmailReceiver),
+    /// Posts escalations as alerts to Prometheus Alertmanager (`/api/v2/alerts`).
+    Alertmanager(Alertmanager),
+}
+
+/// `type = "alertmanager"`: where and how to post alerts (`notify::alertmanager`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alertmanager {
+    /// `urls`: every Alertmanager of an HA set; each alert goes to all of them.
+    pub urls: Vec<reqwest::Url>,
+    /// `labels_from`: extra label keys (e.g. `ci_run_id`, `host`), only these.
+    pub labels_from: Vec<String>,
+    pub auth: Option<HttpAuth>,
+    /// `resolve_after`: an alert resolves this long after the group's last event unless
+    /// re-sent. Absent in the file: twice the longest `window` of the routes that name the
+    /// receiver, at least [`defaults::RESOLVE_AFTER`].
+    pub resolve_after: Duration,
+}
+
+/// Credentials for an HTTP receiver behind a proxy: `username` + `password`(`_file`), or
+/// `bearer_token`(`_file`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpAuth {
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
 }
 
 /// `type = "email"`: the keys of an e-mail receiver, validated.
@@ -215,6 +239,7 @@ impl ReceiverKind {
             ReceiverKind::WeCom { .. } => "wecom",
             ReceiverKind::Webhook { .. } => "webhook",
             ReceiverKind::Email(_) => "email",
+            ReceiverKind::Alertmanager(_) => "alertmanager",
         }
     }
 }
@@ -256,6 +281,8 @@ pub mod defaults {
     /// How long a rotated or deleted file is kept open after its last line,
     /// for writers that still append to the old file for a moment.
     pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
+    /// The least `resolve_after` of an `alertmanager` receiver.
+    pub const RESOLVE_AFTER: Duration = Duration::from_secs(15 * 60);
 }
 
 /// The top level, less `[[source]]`: each source is deserialized on its own,
@@ -406,6 +433,11 @@ struct ReceiverToml {
     password_file: Option<Spanned<String>>,
     subject_prefix: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    urls: Option<Spanned<Vec<Spanned<String>>>>,
+    labels_from: Option<Vec<Spanned<String>>>,
+    resolve_after: Option<Spanned<String>>,
+    bearer_token: Option<Spanned<String>>,
+    bearer_token_file: Option<Spanned<String>>,
 }
 
 impl ReceiverToml {
@@ -440,6 +472,26 @@ impl ReceiverToml {
             self.subject_prefix.as_ref().map(Spanned::span),
         );
         add("timeout", self.timeout.as_ref().map(Spanned::span));
+        add("urls", self.urls.as_ref().map(Spanned::span));
+        add(
+            "labels_from",
+            self.labels_from
+                .as_ref()
+                .and_then(|l| l.first())
+                .map(Spanned::span),
+        );
+        add(
+            "resolve_after",
+            self.resolve_after.as_ref().map(Spanned::span),
+        );
+        add(
+            "bearer_token",
+            self.bearer_token.as_ref().map(Spanned::span),
+        );
+        add(
+            "bearer_token_file",
+            self.bearer_token_file.as_ref().map(Spanned::span),
+        );
         out
     }
 }
@@ -720,7 +772,7 @@ impl Validator<'_> {
                 path: PathBuf::from(p),
             });
         let receiver_names: Vec<String> = raw.receiver.keys().cloned().collect();
-        let receivers = raw
+        let mut receivers: BTreeMap<String, Receiver> = raw
             .receiver
             .into_iter()
             .filter_map(|(name, r)| Some((name, self.receiver(r)?)))
@@ -737,6 +789,7 @@ impl Validator<'_> {
             }
             routes.extend(self.route(r, &receiver_names));
         }
+        default_resolve_after(&mut receivers, &routes);
         Config {
             path: self.ctx.path.to_path_buf(),
             state_dir,
@@ -1345,6 +1398,16 @@ impl Validator<'_> {
                 "explore_url",
             ],
             "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            "alertmanager" => &[
+                "urls",
+                "labels_from",
+                "resolve_after",
+                "username",
+                "password",
+                "password_file",
+                "bearer_token",
+                "bearer_token_file",
+            ],
             "email" => &[
                 "smarthost",
                 "tls",
@@ -1360,7 +1423,7 @@ impl Validator<'_> {
                 self.errors.push(self.ctx.diag(
                     r.kind.span(),
                     format!("unknown receiver type `{other}`"),
-                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\" or \"email\"",
+                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\" or \"alertmanager\"",
                 ));
                 return None;
             }
@@ -1400,6 +1463,7 @@ impl Validator<'_> {
                 }
             },
             "email" => ReceiverKind::Email(self.email(span, &r)?),
+            "alertmanager" => ReceiverKind::Alertmanager(self.alertmanager(&r, span.clone())?),
             web => {
                 let url = self.web_url(web, &r, span.clone());
                 let secret = self
@@ -1446,6 +1510,144 @@ impl Validator<'_> {
             return None;
         }
         Some(Receiver { kind, rate })
+    }
+
+    /// The keys of `type = "alertmanager"`; every problem is reported.
+    fn alertmanager(
+        &mut self,
+        r: &ReceiverToml,
+        span: std::ops::Range<usize>,
+    ) -> Option<Alertmanager> {
+        let before = self.errors.len();
+        if let Some(p) = &r.path {
+            self.errors.push(self.ctx.diag(
+                p.span(),
+                "`path` does not apply to an alertmanager receiver",
+                "remove it; the alerts go to `urls`",
+            ));
+        }
+        let mut urls = Vec::new();
+        match &r.urls {
+            Some(list) if !list.get_ref().is_empty() => {
+                for u in list.get_ref() {
+                    let Some(text) = self.string(u) else { continue };
+                    match reqwest::Url::parse(&text) {
+                        Ok(url)
+                            if matches!(url.scheme(), "http" | "https")
+                                && url.host().is_some()
+                                && url.username().is_empty()
+                                && url.password().is_none() =>
+                        {
+                            urls.push(url)
+                        }
+                        Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                            self.errors.push(self.ctx.diag(
+                                u.span(),
+                                "an alertmanager url carries credentials",
+                                "remove them from the url; set `username` and `password_file`, or `bearer_token_file`",
+                            ))
+                        }
+                        _ => self.errors.push(self.ctx.diag(
+                            u.span(),
+                            "not an http(s) url",
+                            "write the Alertmanager's base url, e.g. \"http://alertmanager-0:9093\"",
+                        )),
+                    }
+                }
+            }
+            Some(list) => self.errors.push(self.ctx.diag(
+                list.span(),
+                "`urls` is empty",
+                "list every Alertmanager of the HA set, e.g. urls = [\"http://alertmanager-0:9093\"]",
+            )),
+            None => self.errors.push(self.ctx.diag(
+                span.clone(),
+                "alertmanager receiver has no `urls`",
+                "add urls = [\"http://alertmanager-0:9093\", \"http://alertmanager-1:9093\"]",
+            )),
+        }
+        let mut labels_from = Vec::new();
+        for k in r.labels_from.iter().flatten() {
+            let name = k.get_ref();
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.errors.push(self.ctx.diag(
+                    k.span(),
+                    format!("`{name}` is not a valid label name"),
+                    "use letters, digits and `_`, not starting with a digit, e.g. \"ci_run_id\"",
+                ));
+            } else if crate::notify::alertmanager::FIXED_LABELS.contains(&name.as_str()) {
+                self.errors.push(self.ctx.diag(
+                    k.span(),
+                    format!("`{name}` is always a label"),
+                    "remove it from `labels_from`",
+                ));
+            } else if !labels_from.contains(name) {
+                labels_from.push(name.clone());
+            }
+        }
+        let resolve_after = self.unit(
+            "resolve_after",
+            r.resolve_after.as_ref(),
+            Duration::ZERO,
+            units::duration,
+        );
+        if let Some(v) = &r.resolve_after {
+            if resolve_after.is_zero() && self.errors.len() == before {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    "`resolve_after` is zero",
+                    "give a duration, e.g. \"15m\", or remove it for the default",
+                ));
+            }
+        }
+        let password = self
+            .ctx
+            .secret("password", r.password.as_ref(), r.password_file.as_ref());
+        let password = self.ok(password);
+        let bearer = self.ctx.secret(
+            "bearer_token",
+            r.bearer_token.as_ref(),
+            r.bearer_token_file.as_ref(),
+        );
+        let bearer = self.ok(bearer);
+        let username = r.username.as_ref().and_then(|u| self.string(u));
+        let auth = match (username, password.flatten(), bearer.flatten()) {
+            (None, None, None) => None,
+            (None, None, Some(t)) => Some(HttpAuth::Bearer(t)),
+            (Some(username), Some(password), None) => Some(HttpAuth::Basic { username, password }),
+            (_, _, Some(_)) => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "both basic auth and `bearer_token` are set",
+                    "keep one of them",
+                ));
+                None
+            }
+            (Some(_), None, None) => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "`username` without `password`",
+                    "add password_file = \"/etc/logward/alertmanager-password\", or remove `username`",
+                ));
+                None
+            }
+            (None, Some(_), None) => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "`password` without `username`",
+                    "add username = \"...\", or use bearer_token_file",
+                ));
+                None
+            }
+        };
+        (self.errors.len() == before).then_some(Alertmanager {
+            urls,
+            labels_from,
+            auth,
+            resolve_after,
+        })
     }
 
     /// The keys of `type = "email"`; every problem is reported before giving up.
@@ -1591,6 +1793,27 @@ impl Validator<'_> {
             subject_prefix,
             timeout,
         })
+    }
+}
+
+/// An `alertmanager` receiver without `resolve_after` gets twice the longest `window` of the
+/// routes that name it (at least [`defaults::RESOLVE_AFTER`]), so that a group that keeps
+/// firing across back-to-back windows is re-sent (its summaries) before its alert would end.
+fn default_resolve_after(receivers: &mut BTreeMap<String, Receiver>, routes: &[Route]) {
+    for (name, r) in receivers.iter_mut() {
+        let ReceiverKind::Alertmanager(am) = &mut r.kind else {
+            continue;
+        };
+        if !am.resolve_after.is_zero() {
+            continue;
+        }
+        let longest = routes
+            .iter()
+            .filter(|route| route.receivers.iter().any(|n| **n == **name))
+            .map(|route| route.window.saturating_mul(2))
+            .max()
+            .unwrap_or_default();
+        am.resolve_after = longest.max(defaults::RESOLVE_AFTER);
     }
 }
 

@@ -23,6 +23,7 @@
 //! }
 //! ```
 
+pub mod alertmanager;
 pub mod console;
 pub mod dingtalk;
 pub mod email;
@@ -184,6 +185,9 @@ impl<C: Clock + Clone> Receivers<C> {
                     None => continue,
                 },
                 ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
+                ReceiverKind::Alertmanager(am) => {
+                    Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
+                }
             };
             receivers.insert(name, r.kind.type_name(), r.rate, notifier);
         }
@@ -308,7 +312,10 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
             secret.clone(),
             headers.clone(),
         )),
-        ReceiverKind::Console | ReceiverKind::File { .. } | ReceiverKind::Email(_) => return None,
+        ReceiverKind::Console
+        | ReceiverKind::File { .. }
+        | ReceiverKind::Email(_)
+        | ReceiverKind::Alertmanager(_) => return None,
     })
 }
 
