@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::post::{Poster, short};
+use super::post::{CodeRules, Poster, judge_code};
 use super::render::{self, CUT};
 use super::{Outcome, Sender};
 use crate::config::Secret;
@@ -152,32 +152,16 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
 
 /// The outcome of a DingTalk answer body (HTTP 200).
 pub fn judge(receiver: &str, body: &str) -> Outcome {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let msg = v.get("errmsg").and_then(Value::as_str).unwrap_or("");
-    match v.get("errcode").and_then(Value::as_i64) {
-        Some(0) => Outcome::Accepted {
-            answer: short(body),
+    judge_code(
+        receiver,
+        body,
+        &CodeRules {
+            provider: "DingTalk",
+            code: &["errcode"],
+            message: &["errmsg"],
+            retry: &[(RATE_LIMITED, Some(BLOCKED_FOR)), (-1, None)],
         },
-        Some(code @ (RATE_LIMITED | -1)) => Outcome::Retry {
-            after: (code == RATE_LIMITED).then_some(BLOCKED_FOR),
-            reason: format!(
-                "receiver `{receiver}`: DingTalk errcode {code}: {}",
-                short(msg)
-            ),
-        },
-        Some(code) => Outcome::Rejected {
-            reason: format!(
-                "receiver `{receiver}`: DingTalk errcode {code}: {}",
-                short(msg)
-            ),
-        },
-        None => Outcome::Rejected {
-            reason: format!(
-                "receiver `{receiver}`: DingTalk answered without an errcode: {}",
-                short(body)
-            ),
-        },
-    }
+    )
 }
 
 impl Sender for DingTalk {

@@ -14,7 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::post::{Poster, short, unix_secs};
+use super::post::{CodeRules, Poster, judge_code, unix_secs};
 use super::render::{self, CUT};
 use super::{Outcome, Sender};
 use crate::config::Secret;
@@ -137,37 +137,16 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
 
 /// The outcome of a Feishu answer body (HTTP 200).
 pub fn judge(receiver: &str, body: &str) -> Outcome {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let code = v
-        .get("code")
-        .and_then(Value::as_i64)
-        .or_else(|| v.get("StatusCode").and_then(Value::as_i64));
-    let msg = v
-        .get("msg")
-        .or_else(|| v.get("StatusMessage"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    match code {
-        Some(0) => Outcome::Accepted {
-            answer: short(body),
+    judge_code(
+        receiver,
+        body,
+        &CodeRules {
+            provider: "Feishu",
+            code: &["code", "StatusCode"],
+            message: &["msg", "StatusMessage"],
+            retry: &[(RATE_LIMITED, None)],
         },
-        Some(RATE_LIMITED) => Outcome::Retry {
-            after: None,
-            reason: format!(
-                "receiver `{receiver}`: Feishu code {RATE_LIMITED}: {}",
-                short(msg)
-            ),
-        },
-        Some(code) => Outcome::Rejected {
-            reason: format!("receiver `{receiver}`: Feishu code {code}: {}", short(msg)),
-        },
-        None => Outcome::Rejected {
-            reason: format!(
-                "receiver `{receiver}`: Feishu answered without a code: {}",
-                short(body)
-            ),
-        },
-    }
+    )
 }
 
 impl Sender for Feishu {

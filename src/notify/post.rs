@@ -145,6 +145,52 @@ fn chain(e: reqwest::Error) -> String {
     out
 }
 
+/// How a chat provider says in a 200 answer whether it took the message: a code
+/// field (0 = taken), a message field, and which codes mean "try again".
+pub struct CodeRules<'a> {
+    pub provider: &'a str,
+    /// The code's key, then alternatives some deployments use.
+    pub code: &'a [&'a str],
+    pub message: &'a [&'a str],
+    /// Codes that mean "try again", with the wait the provider asks for, if any.
+    pub retry: &'a [(i64, Option<Duration>)],
+}
+
+/// The outcome of a 200 answer that carries a result code in its JSON body.
+pub fn judge_code(receiver: &str, body: &str, rules: &CodeRules<'_>) -> Outcome {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let first = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k));
+    let msg = first(rules.message)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let provider = rules.provider;
+    let code_key = rules.code.first().copied().unwrap_or("code");
+    match first(rules.code).and_then(serde_json::Value::as_i64) {
+        Some(0) => Outcome::Accepted {
+            answer: short(body),
+        },
+        Some(code) => {
+            let reason = format!(
+                "receiver `{receiver}`: {provider} {code_key} {code}: {}",
+                short(msg)
+            );
+            match rules.retry.iter().find(|(c, _)| *c == code) {
+                Some((_, after)) => Outcome::Retry {
+                    after: *after,
+                    reason,
+                },
+                None => Outcome::Rejected { reason },
+            }
+        }
+        None => Outcome::Rejected {
+            reason: format!(
+                "receiver `{receiver}`: {provider} answered without {code_key}: {}",
+                short(body)
+            ),
+        },
+    }
+}
+
 /// A provider's answer, cut for a message.
 pub fn short(s: &str) -> String {
     let s = s.trim();

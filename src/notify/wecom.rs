@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::post::{Poster, short};
+use super::post::{CodeRules, Poster, judge_code};
 use super::render::{self, CUT};
 use super::{Outcome, Sender};
 use crate::config::Secret;
@@ -115,32 +115,16 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
 
 /// The outcome of a WeCom answer body (HTTP 200).
 pub fn judge(receiver: &str, body: &str) -> Outcome {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let msg = v.get("errmsg").and_then(Value::as_str).unwrap_or("");
-    match v.get("errcode").and_then(Value::as_i64) {
-        Some(0) => Outcome::Accepted {
-            answer: short(body),
+    judge_code(
+        receiver,
+        body,
+        &CodeRules {
+            provider: "WeCom",
+            code: &["errcode"],
+            message: &["errmsg"],
+            retry: &[(RATE_LIMITED, Some(WINDOW)), (-1, None)],
         },
-        Some(code @ (RATE_LIMITED | -1)) => Outcome::Retry {
-            after: (code == RATE_LIMITED).then_some(WINDOW),
-            reason: format!(
-                "receiver `{receiver}`: WeCom errcode {code}: {}",
-                short(msg)
-            ),
-        },
-        Some(code) => Outcome::Rejected {
-            reason: format!(
-                "receiver `{receiver}`: WeCom errcode {code}: {}",
-                short(msg)
-            ),
-        },
-        None => Outcome::Rejected {
-            reason: format!(
-                "receiver `{receiver}`: WeCom answered without an errcode: {}",
-                short(body)
-            ),
-        },
-    }
+    )
 }
 
 impl Sender for WeCom {
