@@ -445,15 +445,16 @@ fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::route::tests::event;
 
-    fn escalation() -> Escalation {
-        let mut ev = event("ERROR db timeout after 30s\n\tat com.example.Db.query(Db.java:42)");
+    /// A `first` for receiver `chat` of route `errors`, whose sample is `line`.
+    pub(crate) fn escalation_of(line: &str) -> Escalation {
+        let mut ev = event(line);
         ev.level = Some(Level::Error);
         ev.service = Some("api".into());
-        ev.message = Some("db timeout after 30s".into());
+        ev.message = Some(line.lines().next().unwrap_or("").into());
         ev.fingerprint = Some(Fingerprint(0xab));
         let sample = Sample::from_event(&ev);
         Escalation {
@@ -464,18 +465,33 @@ mod tests {
             fingerprint: sample.fingerprint,
             level: sample.level,
             service: sample.service.clone(),
-            ci_run_id: None,
-            pattern: None,
+            ci_run_id: Some("4711".into()),
+            pattern: Some("java.exception".into()),
             message: sample.message.clone(),
-            count: 5,
-            suppressed: 4,
-            first_seen: Timestamp::from_nanos(0),
-            last_seen: Timestamp::from_nanos(60_000_000_000),
+            count: 1,
+            suppressed: 0,
+            first_seen: Timestamp::from_nanos(1_700_000_000_000_000_000),
+            last_seen: Timestamp::from_nanos(1_700_000_000_000_000_000),
             loki_query: loki_query(&sample.labels, &sample.line),
             sample,
-            context: vec!["INFO connecting".into()],
+            context: vec!["INFO connecting to db".into()],
             host: "build-01".into(),
         }
+    }
+
+    fn escalation() -> Escalation {
+        let mut e =
+            escalation_of("ERROR db timeout after 30s\n\tat com.example.Db.query(Db.java:42)");
+        e.message = Some("db timeout after 30s".into());
+        e.sample.message = e.message.clone();
+        e.ci_run_id = None;
+        e.pattern = None;
+        e.count = 5;
+        e.suppressed = 4;
+        e.first_seen = Timestamp::from_nanos(0);
+        e.last_seen = Timestamp::from_nanos(60_000_000_000);
+        e.context = vec!["INFO connecting".into()];
+        e
     }
 
     #[test]

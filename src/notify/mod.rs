@@ -368,44 +368,16 @@ pub fn quota(rate: Rate) -> Quota {
 pub(crate) mod tests {
     use super::*;
     use crate::config::units;
-    use crate::escalation::{Kind, Sample, loki_query};
+    use crate::escalation::Kind;
     use crate::event::{Event, Fingerprint, Level, Timestamp};
     use crate::route::tests::event;
     use crate::route::{Matcher, Route};
     use crate::window::Windows;
-    use serde_json::{Map, Value};
+    use serde_json::Value;
     use std::io::Write;
     use std::sync::Mutex;
 
-    /// A `first` for receiver `chat` of route `errors`, whose sample is `line`.
-    pub(crate) fn escalation(line: &str) -> Escalation {
-        let mut ev = event(line);
-        ev.level = Some(Level::Error);
-        ev.service = Some("api".into());
-        ev.message = Some(line.lines().next().unwrap_or("").into());
-        ev.fingerprint = Some(Fingerprint(0xab));
-        let sample = Sample::from_event(&ev);
-        Escalation {
-            route: "errors".into(),
-            receiver: "chat".into(),
-            kind: Kind::First,
-            group: Map::from_iter([("fingerprint".into(), Value::from("00000000000000ab"))]),
-            fingerprint: sample.fingerprint,
-            level: sample.level,
-            service: sample.service.clone(),
-            ci_run_id: Some("4711".into()),
-            pattern: Some("java.exception".into()),
-            message: sample.message.clone(),
-            count: 1,
-            suppressed: 0,
-            first_seen: Timestamp::from_nanos(1_700_000_000_000_000_000),
-            last_seen: Timestamp::from_nanos(1_700_000_000_000_000_000),
-            loki_query: loki_query(&sample.labels, &sample.line),
-            sample,
-            context: vec!["INFO connecting to db".into()],
-            host: "build-01".into(),
-        }
-    }
+    pub(crate) use crate::escalation::tests::escalation_of as escalation;
 
     /// A writer the test keeps a handle on.
     #[derive(Clone, Default)]
