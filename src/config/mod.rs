@@ -682,6 +682,22 @@ impl Validator<'_> {
         self.ok(r)
     }
 
+    /// A count under `key` between 1 and `max`, or `default` when absent or out of range.
+    fn count(&mut self, key: &str, v: Option<&Spanned<u64>>, max: u64, default: u64) -> u64 {
+        match v {
+            Some(v) if (1..=max).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("{key} must be between 1 and {max}"),
+                    format!("write e.g. {default}"),
+                ));
+                default
+            }
+            None => default,
+        }
+    }
+
     /// A value with a unit (duration, size) under `key`, or `default` when absent or invalid.
     fn unit<T>(
         &mut self,
@@ -860,11 +876,12 @@ impl Validator<'_> {
         if let Some(m) = &r.max_groups {
             route.max_groups = usize::try_from(*m.get_ref()).unwrap_or(usize::MAX);
         }
-        if let Some(c) = &r.context_lines {
-            route.context_lines = usize::try_from(*c.get_ref())
-                .unwrap_or(usize::MAX)
-                .min(Sample::MAX_CONTEXT_LINES);
-        }
+        route.context_lines = self.count(
+            "context_lines",
+            r.context_lines.as_ref(),
+            Sample::MAX_CONTEXT_LINES as u64,
+            route.context_lines as u64,
+        ) as usize;
         route.continue_ = r.cont;
         for i in &r.inhibit {
             match Inhibit::from_table(i.get_ref()) {
@@ -1029,18 +1046,12 @@ impl Validator<'_> {
                 return Mode::Auto;
             }
         };
-        let max_lines = match &rule.max_lines {
-            Some(v) if *v.get_ref() == 0 || *v.get_ref() > 100_000 => {
-                self.errors.push(self.ctx.diag(
-                    v.span(),
-                    "max_lines must be between 1 and 100000",
-                    "write e.g. 500",
-                ));
-                multiline::MAX_LINES
-            }
-            Some(v) => *v.get_ref() as usize,
-            None => multiline::MAX_LINES,
-        };
+        let max_lines = self.count(
+            "max_lines",
+            rule.max_lines.as_ref(),
+            100_000,
+            multiline::MAX_LINES as u64,
+        ) as usize;
         let max_bytes = self.unit(
             "max_bytes",
             rule.max_bytes.as_ref(),
@@ -1202,18 +1213,12 @@ impl Validator<'_> {
                 StartAt::Beginning
             }
         };
-        let max_open_files = match &s.max_open_files {
-            Some(v) if *v.get_ref() == 0 || *v.get_ref() > 1_000_000 => {
-                self.errors.push(self.ctx.diag(
-                    v.span(),
-                    "max_open_files must be between 1 and 1000000",
-                    "write e.g. 1024",
-                ));
-                defaults::MAX_OPEN_FILES
-            }
-            Some(v) => *v.get_ref(),
-            None => defaults::MAX_OPEN_FILES,
-        };
+        let max_open_files = self.count(
+            "max_open_files",
+            s.max_open_files.as_ref(),
+            1_000_000,
+            defaults::MAX_OPEN_FILES,
+        );
         let poll_interval = self.unit(
             "poll_interval",
             s.poll_interval.as_ref(),
