@@ -192,3 +192,22 @@ fn replay_with_a_config_takes_the_sources_path_rule() {
     assert_eq!(ev["ci_run_id"], "42");
     assert_eq!(ev["fields"]["job"], "deploy");
 }
+
+#[test]
+fn truncation_ends_the_sticky_context() {
+    let env = Env::new();
+    let config = with_markers(&env, "");
+    env.append("app.log", "=== run 9 on runner-a ===\nstep one\n");
+    let agent = env.start(&config);
+    env.wait_for_events(2, &agent);
+    // The file starts over (a new run's log written in place of the old one).
+    fs::write(env.logs().join("app.log"), "fresh start\n").unwrap();
+    let events = env.wait_for_events(3, &agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(
+        run_ids(&events),
+        [Some("9"), Some("9"), None],
+        "{events:#?}"
+    );
+}

@@ -344,3 +344,109 @@ fn routes_are_checked_with_their_location() {
     );
     assert!(text.contains("logward.toml:"), "{text}");
 }
+
+/// Two patterns: a run's failure and the errors of its lines.
+const RUN_PATTERNS: &str = r#"
+[[pattern]]
+id    = "test.job-failed"
+regex = '^(?P<ts>\S+) JOB FAILED run=(?P<ci_run_id>\d+)'
+level = "error"
+
+[[pattern]]
+id    = "test.error"
+regex = '^(?P<ts>\S+) ERROR (?P<message>[a-z ]+) run=(?P<ci_run_id>\d+)'
+level = "error"
+
+[[pattern]]
+id             = "test.login"
+regex          = '^(?P<message>login ok for \w+)'
+level          = "error"
+mine_templates = false
+
+[[pattern]]
+id    = "test.logout"
+regex = '^(?P<message>logout ok for \w+)'
+level = "error"
+"#;
+
+fn run_patterns_config(env: &Env, route_extra: &str) -> PathBuf {
+    env.write("run-patterns.toml", RUN_PATTERNS);
+    let top = format!(
+        "patterns = [{:?}]\n{}",
+        env.path("run-patterns.toml").display().to_string(),
+        routes(env, AUDIT, route_extra)
+    );
+    env.config_with(Config {
+        top_extra: &top,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn a_configured_inhibit_rule_counts_a_failed_runs_line_errors() {
+    let env = Env::new();
+    let config = run_patterns_config(
+        &env,
+        "group_by = [\"fingerprint\", \"ci_run_id\"]\ninhibit = [{ source = { pattern = \"test.job-failed\" }, target = { level = \">=error\" }, equal = [\"ci_run_id\"] }]",
+    );
+    let log = env.write(
+        "logs/app.log",
+        "2026-11-22T10:00:00Z JOB FAILED run=1\n\
+2026-11-22T10:00:01Z ERROR disk full run=1\n\
+2026-11-22T10:00:02Z ERROR net down run=1\n\
+2026-11-22T10:00:03Z ERROR disk full run=2\n",
+    );
+    let (_, escalations) = replay(&config, &log);
+    let firsts: Vec<(&str, &str)> = escalations
+        .iter()
+        .filter(|e| e["kind"] == "first")
+        .map(|e| {
+            (
+                e["pattern"].as_str().unwrap_or_default(),
+                e["ci_run_id"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        firsts,
+        [("test.job-failed", "1"), ("test.error", "2")],
+        "run 1's line errors are counted, not notified: {escalations:#?}"
+    );
+}
+
+#[test]
+fn the_template_miner_merges_a_varying_word_unless_the_pattern_opts_out() {
+    let env = Env::new();
+    let config = run_patterns_config(&env, "");
+    let log = env.write(
+        "logs/app.log",
+        "login ok for alice\nlogin ok for bob\nlogout ok for alice\nlogout ok for bob\n",
+    );
+    let (events, _) = replay(&config, &log);
+    let t = |i: usize| {
+        events[i]["template"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let fp = |i: usize| events[i]["fingerprint"].clone();
+    assert_eq!(
+        (t(0), t(1)),
+        (
+            "login ok for alice".to_string(),
+            "login ok for bob".to_string()
+        ),
+        "mine_templates = false keeps each template"
+    );
+    assert_ne!(fp(0), fp(1));
+    assert_eq!(
+        t(3),
+        "logout ok for <*>",
+        "the miner merges the varying word"
+    );
+    assert_eq!(
+        fp(2),
+        fp(3),
+        "and the fingerprint does not change when it does"
+    );
+}

@@ -80,6 +80,27 @@ fn stdin_eof_flushes_everything() {
 
 #[test]
 fn stdin_lines_are_delivered_while_stdin_stays_open() {
+    // Fewer lines than format detection samples, and no end of input: a
+    // producer that is quiet for a while (`kubectl logs -f | logward run`).
+    delivered_while_stdin_is_open(b"first\nsecond\nthird\n", &["first", "second", "third"]);
+}
+
+#[test]
+fn a_trace_held_on_an_open_stdin_goes_out_after_its_timeout() {
+    // Nothing follows the trace, and stdin stays open: the record is flushed
+    // by its multiline timeout, not by the end of input.
+    delivered_while_stdin_is_open(
+        b"first\njava.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)\n",
+        &[
+            "first",
+            "java.lang.IllegalStateException: boom\n\tat a.B.c(B.java:1)",
+        ],
+    );
+}
+
+/// Writes `input` to the agent's stdin, keeps it open until the output's
+/// lines are `expect`, then closes it and checks the agent exits 0.
+fn delivered_while_stdin_is_open(input: &[u8], expect: &[&str]) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let env = Env::new();
@@ -95,14 +116,10 @@ fn stdin_lines_are_delivered_while_stdin_stays_open() {
         .expect("start logward");
     let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let mut stdin = child.stdin.take().expect("stdin");
-    // Fewer lines than format detection samples, and no end of input: a
-    // producer that is quiet for a while (`kubectl logs -f | logward run`).
-    stdin
-        .write_all(b"first\nsecond\nthird\n")
-        .expect("write stdin");
+    stdin.write_all(input).expect("write stdin");
     stdin.flush().expect("flush stdin");
     let deadline = std::time::Instant::now() + common::PATIENCE;
-    while env.lines() != ["first", "second", "third"] {
+    while env.lines() != expect {
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();

@@ -295,3 +295,51 @@ fn expected_line_counts(expect: &str) -> Vec<usize> {
         })
         .collect()
 }
+
+#[test]
+fn a_patterns_multiline_rule_joins_the_records_it_starts() {
+    let env = Env::new();
+    // A block format no built-in rule knows: `BEGIN` lines, indented with `|`.
+    env.write(
+        "blocks.toml",
+        r#"
+[[pattern]]
+id        = "test.block"
+regex     = '^BEGIN (?P<message>.*)'
+level     = "error"
+multiline = { continue = '^\|', timeout = "200ms" }
+"#,
+    );
+    let log = env.write(
+        "logs/app.log",
+        "plain line\nBEGIN report\n| one\n| two\n| three\nafter\n| not part of a block\n",
+    );
+    let out = common::run_to_exit(
+        &[
+            "replay",
+            "-p",
+            env.path("blocks.toml").to_str().unwrap(),
+            log.to_str().unwrap(),
+        ],
+        &[],
+        b"",
+    );
+    assert!(out.status.success(), "{}", out.all_output());
+    let lines: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let ev: Value = serde_json::from_str(l).unwrap();
+            line(&ev).to_string()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "plain line",
+            "BEGIN report\n| one\n| two\n| three",
+            "after",
+            "| not part of a block"
+        ]
+    );
+}
