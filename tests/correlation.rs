@@ -44,15 +44,20 @@ fn with_markers(env: &Env, source_extra: &str) -> std::path::PathBuf {
     })
 }
 
-#[test]
-fn run_id_from_path() {
-    let env = Env::new();
+/// A source on `logs/builds/<job>/<run id>.log` that takes both from the path.
+fn builds_config(env: &Env) -> std::path::PathBuf {
     fs::create_dir_all(env.logs().join("builds/deploy")).unwrap();
-    let config = env.config_with(Config {
+    env.config_with(Config {
         globs: &["builds/*/*.log"],
         source_extra: r#"ci_run_id_from_path = '/builds/(?P<job>[^/]+)/(?P<ci_run_id>\d+)\.log$'"#,
         ..Config::default()
-    });
+    })
+}
+
+#[test]
+fn run_id_from_path() {
+    let env = Env::new();
+    let config = builds_config(&env);
     env.append("builds/deploy/42.log", "step one\nstep two ci_run_id=7\n");
     let agent = env.start(&config);
     let events = env.wait_for_events(2, &agent);
@@ -169,12 +174,7 @@ fn k8s_pod_path_gives_metadata() {
 #[test]
 fn replay_with_a_config_takes_the_sources_path_rule() {
     let env = Env::new();
-    fs::create_dir_all(env.logs().join("builds/deploy")).unwrap();
-    let config = env.config_with(Config {
-        globs: &["builds/*/*.log"],
-        source_extra: r#"ci_run_id_from_path = '/builds/(?P<job>[^/]+)/(?P<ci_run_id>\d+)\.log$'"#,
-        ..Config::default()
-    });
+    let config = builds_config(&env);
     let log = env.logs().join("builds/deploy/42.log");
     fs::write(&log, "step one\n").unwrap();
     let out = common::run_to_exit(
