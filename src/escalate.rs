@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::escalation::Escalation;
+use crate::escalation::{Escalation, hostname};
 use crate::event::{Event, Timestamp};
 use crate::metrics::NotifyMetrics;
 use crate::route::Route;
@@ -386,16 +386,4 @@ impl Running {
         let _ = self.handle.tx.send(ToNotifier::Stop);
         let _ = self.notifier.join();
     }
-}
-
-/// The host's name, for escalations' `host`.
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most `len` bytes into the buffer it is given.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

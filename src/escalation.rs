@@ -444,6 +444,18 @@ fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     }
 }
 
+/// This machine's host name, for escalations' `host` (`localhost` when the system will not say).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname(2) writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = memchr::memchr(0, &buf).unwrap_or(buf.len());
+    if r != 0 || end == 0 {
+        return "localhost".into();
+    }
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

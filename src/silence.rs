@@ -863,19 +863,7 @@ pub fn user_at_host() -> String {
         .filter(|u| !u.is_empty())
         // SAFETY: getuid(2) cannot fail and touches no memory.
         .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }));
-    format!("{user}@{}", hostname())
-}
-
-/// This machine's host name (`localhost` when the system will not say).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname(2) writes at most `buf.len()` bytes into `buf`.
-    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = memchr::memchr(0, &buf).unwrap_or(buf.len());
-    if r != 0 || end == 0 {
-        return "localhost".into();
-    }
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    format!("{user}@{}", crate::escalation::hostname())
 }
 
 /// `t + d`, saturating.
