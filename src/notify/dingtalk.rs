@@ -184,14 +184,7 @@ impl Sender for DingTalk {
                 .append_pair("timestamp", &ms.to_string())
                 .append_pair("sign", &sign(ms, secret.expose()));
         }
-        let answer = match self.http.post(url.as_str(), &[], body) {
-            Ok(a) => a,
-            Err(o) => return o,
-        };
-        if answer.status != 200 {
-            return self.http.by_status(&answer, &answer.body);
-        }
-        judge(self.http.receiver(), &answer.body)
+        self.http.post_coded(url.as_str(), body, judge)
     }
 }
 

@@ -54,6 +54,21 @@ impl Poster {
         &self.receiver
     }
 
+    /// POSTs `body` to a provider that answers 200 with a result code in its body:
+    /// another status is judged by it, a 200 by `judge` (receiver, body).
+    pub fn post_coded(
+        &mut self,
+        url: &str,
+        body: Vec<u8>,
+        judge: fn(&str, &str) -> Outcome,
+    ) -> Outcome {
+        match self.post(url, &[], body) {
+            Ok(answer) if answer.status == 200 => judge(self.receiver(), &answer.body),
+            Ok(answer) => self.by_status(&answer, &answer.body),
+            Err(o) => o,
+        }
+    }
+
     /// POSTs `body` as `application/json; charset=utf-8` with `headers`. A failure to send
     /// (connection, timeout) is a [`Outcome::Retry`] whose reason names the receiver, not the
     /// URL.

@@ -131,14 +131,7 @@ impl Sender for WeCom {
     fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
         let body = payload(esc, &self.mention, self.explore_url.as_deref());
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        let answer = match self.http.post(self.url.expose(), &[], body) {
-            Ok(a) => a,
-            Err(o) => return o,
-        };
-        if answer.status != 200 {
-            return self.http.by_status(&answer, &answer.body);
-        }
-        judge(self.http.receiver(), &answer.body)
+        self.http.post_coded(self.url.expose(), body, judge)
     }
 }
 
