@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Batch, SourceCtx, StreamReader};
+use super::{Batch, BatchBuilder, SourceCtx, StreamReader};
 use crate::correlate::Sticky;
 
 /// Reads stdin to its end. Returns when stdin closes or the agent stops.
@@ -24,13 +24,7 @@ pub fn run(ctx: SourceCtx) {
             let now = Instant::now();
             if !readable_within(due.saturating_duration_since(now)) {
                 batch.flush_expired(&mut stream, Instant::now());
-                let events = batch.take();
-                if !events.is_empty()
-                    && !ctx.send(Batch {
-                        events,
-                        checkpoint: None,
-                    })
-                {
+                if !send_taken(&ctx, &mut batch) {
                     return;
                 }
                 continue;
@@ -53,19 +47,23 @@ pub fn run(ctx: SourceCtx) {
         ctx.metrics.lines_truncated.inc_by(truncated);
         ctx.metrics.bytes_read.inc_by(n as u64);
         // A pipe is read as it comes: send what a read brought rather than wait for a full batch.
-        let events = batch.take();
-        if !events.is_empty()
-            && !ctx.send(Batch {
-                events,
-                checkpoint: None,
-            })
-        {
+        if !send_taken(&ctx, &mut batch) {
             return;
         }
         if n == 0 {
             return;
         }
     }
+}
+
+/// Sends what the batch gathered (a pipe has no positions). `false` when the pipeline is gone.
+fn send_taken(ctx: &SourceCtx, batch: &mut BatchBuilder) -> bool {
+    let events = batch.take();
+    events.is_empty()
+        || ctx.send(Batch {
+            events,
+            checkpoint: None,
+        })
 }
 
 /// Whether stdin has more to read right now: `false` for a pipe whose writer
