@@ -25,6 +25,11 @@
 
 pub mod console;
 pub mod file;
+pub mod outbox;
+pub mod sender;
+pub mod worker;
+
+pub use sender::{Outcome, Sender};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -86,14 +91,9 @@ pub enum NotifyError {
     },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
-}
-
-/// One receiver type's delivery. Each type lives in its own file of this module and is
-/// built from its `[receiver.NAME]` keys in [`Receivers::new`]; the rate limit is applied
-/// before it is called.
-pub trait Notifier: Send {
-    /// Delivers one escalation; `Ok` when the receiver holds it.
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError>;
+    /// An attempt that did not succeed ([`Outcome::Retry`] or [`Outcome::Rejected`]).
+    #[error("receiver `{receiver}`: {reason}")]
+    Attempt { receiver: Arc<str>, reason: String },
 }
 
 /// A direct (not keyed) in-memory GCRA limiter on the clock `C`.
@@ -103,7 +103,20 @@ struct Slot<C: Clock> {
     receiver_type: &'static str,
     rate: Option<Rate>,
     limiter: Option<Limiter<C>>,
-    notifier: Box<dyn Notifier>,
+    sender: Box<dyn Sender>,
+    max_elapsed: Duration,
+}
+
+/// One receiver taken apart for its delivery thread ([`worker`]): its sender, its rate
+/// limit and how long its retries may last.
+pub struct Lane {
+    pub name: Arc<str>,
+    pub receiver_type: &'static str,
+    /// Asked once per escalation before its first attempt: `false` = over the rate.
+    pub admit: Box<dyn FnMut() -> bool + Send>,
+    pub sender: Box<dyn Sender>,
+    /// Retries of one escalation stop this long after its first attempt (`retry.max_elapsed`).
+    pub max_elapsed: Duration,
 }
 
 /// Every configured receiver, ready to send. The clock drives the rate limits:
@@ -115,18 +128,20 @@ pub struct Receivers<C: Clock = DefaultClock> {
 
 impl<C: Clock + Clone> Receivers<C> {
     /// Opens every receiver of the validated config (a `file` receiver's directory is
-    /// created); the first that cannot be opened is the error.
+    /// created; a `file` receiver that cannot be opened yet is tried again at each attempt);
+    /// the first receiver that cannot be built is the error.
     pub fn new(cfg: &BTreeMap<String, Receiver>, clock: C) -> Result<Receivers<C>, NotifyError> {
         let mut receivers = Receivers::empty(clock);
         for (name, r) in cfg {
             let name: Arc<str> = Arc::from(name.as_str());
-            let notifier: Box<dyn Notifier> = match &r.kind {
+            let sender: Box<dyn Sender> = match &r.kind {
                 ReceiverKind::Console => Box::new(console::Console::stdout(name.clone())),
-                ReceiverKind::File { path } => {
-                    Box::new(file::FileReceiver::open(name.clone(), path)?)
-                }
+                ReceiverKind::File { path } => Box::new(file::LazyFile::new(name.clone(), path)),
             };
-            receivers.insert(name, r.kind.type_name(), r.rate, notifier);
+            receivers.insert(name.clone(), r.kind.type_name(), r.rate, sender);
+            if let Some(slot) = receivers.slots.get_mut(&name) {
+                slot.max_elapsed = r.retry.max_elapsed;
+            }
         }
         Ok(receivers)
     }
@@ -146,7 +161,7 @@ impl<C: Clock + Clone> Receivers<C> {
         name: Arc<str>,
         receiver_type: &'static str,
         rate: Option<Rate>,
-        notifier: Box<dyn Notifier>,
+        sender: Box<dyn Sender>,
     ) {
         let rate = rate.or_else(|| default_rate(receiver_type));
         let limiter = rate.map(|r| RateLimiter::direct_with_clock(quota(r), self.clock.clone()));
@@ -156,14 +171,16 @@ impl<C: Clock + Clone> Receivers<C> {
                 receiver_type,
                 rate,
                 limiter,
-                notifier,
+                sender,
+                max_elapsed: crate::config::Retry::default().max_elapsed,
             },
         );
     }
 
-    /// Delivers one escalation to its receiver (`esc.receiver`). Over the receiver's rate it
-    /// is not sent and comes back as [`Refused::RateLimited`], for the caller to fold into the
-    /// group's next escalation ([`crate::window::Windows::fold`]).
+    /// Makes one attempt to deliver an escalation to its receiver (`esc.receiver`), with no
+    /// outbox and no retry (the agent delivers through [`worker::Delivery`]). Over the
+    /// receiver's rate it is not sent and comes back as [`Refused::RateLimited`], for the
+    /// caller to fold into the group's next escalation ([`crate::window::Windows::fold`]).
     pub fn send(&mut self, esc: &Escalation) -> Result<Sent, Refused> {
         let Some(slot) = self.slots.get_mut(&*esc.receiver) else {
             return Err(Refused::Failed(NotifyError::Unknown(esc.receiver.clone())));
@@ -173,10 +190,43 @@ impl<C: Clock + Clone> Receivers<C> {
                 return Err(Refused::RateLimited);
             }
         }
-        slot.notifier.notify(esc).map_err(Refused::Failed)?;
-        Ok(Sent {
-            receiver_type: slot.receiver_type,
-        })
+        match slot.sender.send(esc, "") {
+            Outcome::Accepted { .. } => Ok(Sent {
+                receiver_type: slot.receiver_type,
+            }),
+            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
+                Err(Refused::Failed(NotifyError::Attempt {
+                    receiver: esc.receiver.clone(),
+                    reason,
+                }))
+            }
+        }
+    }
+
+    /// The sender of receiver `name`, taken out (for `logward notify test`).
+    pub fn take_sender(&mut self, name: &str) -> Option<Box<dyn Sender>> {
+        self.slots.remove(name).map(|s| s.sender)
+    }
+
+    /// Every receiver as a [`Lane`] for its own delivery thread.
+    pub fn into_lanes(self) -> Vec<Lane>
+    where
+        C: Send + Sync + 'static,
+        C::Instant: Send + Sync,
+    {
+        self.slots
+            .into_iter()
+            .map(|(name, slot)| {
+                let limiter = slot.limiter;
+                Lane {
+                    name,
+                    receiver_type: slot.receiver_type,
+                    admit: Box::new(move || limiter.as_ref().is_none_or(|l| l.check().is_ok())),
+                    sender: slot.sender,
+                    max_elapsed: slot.max_elapsed,
+                }
+            })
+            .collect()
     }
 
     /// The rate in force for receiver `name` (configured or default); `None` when unlimited
@@ -375,6 +425,7 @@ pub(crate) mod tests {
                 Receiver {
                     kind: ReceiverKind::File { path: path.clone() },
                     rate: rate("2/min"),
+                    retry: Default::default(),
                 },
             ),
             (
@@ -382,6 +433,7 @@ pub(crate) mod tests {
                 Receiver {
                     kind: ReceiverKind::Console,
                     rate: None,
+                    retry: Default::default(),
                 },
             ),
         ]);
@@ -408,6 +460,7 @@ pub(crate) mod tests {
             Receiver {
                 kind: ReceiverKind::File { path: path.clone() },
                 rate: None,
+                retry: Default::default(),
             },
         )]);
         let Err(e) = Receivers::new(&cfg, FakeRelativeClock::default()) else {
@@ -523,6 +576,7 @@ pub(crate) mod tests {
                         path: chat_path.clone(),
                     },
                     rate: rate("3/min"),
+                    retry: Default::default(),
                 },
             ),
             (
@@ -532,6 +586,7 @@ pub(crate) mod tests {
                         path: audit_path.clone(),
                     },
                     rate: None,
+                    retry: Default::default(),
                 },
             ),
         ]);
