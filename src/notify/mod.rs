@@ -91,8 +91,9 @@ pub enum NotifyError {
     },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
-    /// An attempt that did not succeed ([`Outcome::Retry`] or [`Outcome::Rejected`]).
-    #[error("receiver `{receiver}`: {reason}")]
+    /// An attempt that did not succeed ([`Outcome::Retry`] or [`Outcome::Rejected`]); the
+    /// reason names the receiver.
+    #[error("{reason}")]
     Attempt { receiver: Arc<str>, reason: String },
 }
 
@@ -195,6 +196,11 @@ impl<C: Clock + Clone> Receivers<C> {
                 receiver_type: slot.receiver_type,
             }),
             Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
+                let named = format!("receiver `{}`", esc.receiver);
+                let reason = match reason.starts_with(&named) {
+                    true => reason,
+                    false => format!("{named}: {reason}"),
+                };
                 Err(Refused::Failed(NotifyError::Attempt {
                     receiver: esc.receiver.clone(),
                     reason,
@@ -450,7 +456,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_file_receiver_that_cannot_be_opened_names_itself_and_the_path() {
+    fn a_file_receiver_that_cannot_be_opened_yet_retries_and_names_itself_and_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, b"").unwrap();
@@ -463,8 +469,11 @@ pub(crate) mod tests {
                 retry: Default::default(),
             },
         )]);
-        let Err(e) = Receivers::new(&cfg, FakeRelativeClock::default()) else {
-            panic!("opened a file under a regular file")
+        let mut r = Receivers::new(&cfg, FakeRelativeClock::default()).unwrap();
+        let mut esc = escalation("ERROR x");
+        esc.receiver = "audit".into();
+        let Err(Refused::Failed(e)) = r.send(&esc) else {
+            panic!("wrote a file under a regular file")
         };
         let text = e.to_string();
         assert!(
@@ -472,6 +481,9 @@ pub(crate) mod tests {
                 && text.contains(&*blocker.to_string_lossy()),
             "{text}"
         );
+        std::fs::remove_file(&blocker).unwrap();
+        assert!(r.send(&esc).is_ok(), "opened once it can be");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 
     /// The most a greedy sender gets through `rate` in any span of `window` (checks every

@@ -146,17 +146,20 @@ impl Delivery {
         metrics: NotifyMetrics,
         refused: Refused,
     ) -> std::io::Result<Delivery> {
-        Delivery::with_cap(outbox, left, lanes, metrics, refused, OUTBOX_CAP)
+        Delivery::with_limits(
+            outbox, left, lanes, metrics, refused, OUTBOX_CAP, RETRY_BASE,
+        )
     }
 
-    /// [`Delivery::start`] with `cap` items per receiver.
-    pub fn with_cap(
+    /// [`Delivery::start`] with `cap` items per receiver and retries from `retry_base`.
+    pub fn with_limits(
         outbox: Arc<Outbox>,
         left: Vec<Item>,
         lanes: Vec<Lane>,
         metrics: NotifyMetrics,
         refused: Refused,
         cap: usize,
+        retry_base: Duration,
     ) -> std::io::Result<Delivery> {
         let common = Arc::new(Common {
             outbox,
@@ -172,7 +175,10 @@ impl Delivery {
         for lane in lanes {
             let queue = Arc::new(Queue::default());
             delivery.queues.insert(lane.name.clone(), queue.clone());
-            let policy = RetryPolicy::new(lane.max_elapsed);
+            let policy = RetryPolicy {
+                base: retry_base,
+                ..RetryPolicy::new(lane.max_elapsed)
+            };
             let worker = Worker {
                 jitter: Jitter::seeded(&lane.name),
                 lane,
@@ -460,7 +466,8 @@ mod tests {
     impl Sender for Scripted {
         fn send(&mut self, esc: &Escalation, key: &str) -> Outcome {
             let _ = self.seen.send((esc.sample.line.clone(), key.to_string()));
-            self.outcomes.recv().unwrap_or(Outcome::Retry {
+            // Never blocks past WAIT: a test that forgot an outcome fails instead of hanging.
+            self.outcomes.recv_timeout(WAIT).unwrap_or(Outcome::Retry {
                 after: None,
                 reason: "script ended".into(),
             })
@@ -516,12 +523,14 @@ mod tests {
     ) -> (Delivery, Arc<Outbox>) {
         let (outbox, left) = Outbox::open(dir).unwrap();
         let outbox = Arc::new(outbox);
-        let d = Delivery::start(
+        let d = Delivery::with_limits(
             outbox.clone(),
             left,
             lanes,
             metrics.notify(),
             Arc::new(|_: &Escalation| {}),
+            OUTBOX_CAP,
+            Duration::from_millis(1),
         )
         .unwrap();
         (d, outbox)
@@ -610,7 +619,7 @@ mod tests {
     fn unsent_items_survive_a_stop_and_are_delivered_after_the_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Metrics::new();
-        let (chat, tx, seen) = lane("chat", Duration::from_secs(60));
+        let (chat, tx, seen) = lane("chat", Duration::from_secs(7200));
         let (d, _) = start(dir.path(), vec![chat], &metrics);
         // The receiver is down: a retry whose wait outlasts the test.
         tx.send(Outcome::Retry {
@@ -677,13 +686,14 @@ mod tests {
         let metrics = Metrics::new();
         let (chat, tx, seen) = lane("chat", Duration::from_secs(60));
         let (outbox, left) = Outbox::open(dir.path()).unwrap();
-        let d = Delivery::with_cap(
+        let d = Delivery::with_limits(
             Arc::new(outbox),
             left,
             vec![chat],
             metrics.notify(),
             Arc::new(|_: &Escalation| {}),
             2,
+            Duration::from_millis(1),
         )
         .unwrap();
         d.submit(&to("chat", "ERROR a"));
