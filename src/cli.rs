@@ -84,8 +84,25 @@ enum Command {
         #[command(subcommand)]
         command: SilenceCommand,
     },
+    /// Receivers: `notify test RECEIVER` sends a sample escalation through one of them.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Print version, git commit and build date.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum NotifyCommand {
+    /// Send a sample escalation once through RECEIVER (no outbox, no retry, no rate limit)
+    /// and print the provider's answer; exit 0 when it was accepted, 1 otherwise.
+    Test {
+        /// The receiver's name, as in [receiver.NAME]
+        receiver: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +250,9 @@ pub fn main() -> ExitCode {
             line,
         } => explain(&input, &source, line),
         Command::Silence { command } => silence(command),
+        Command::Notify {
+            command: NotifyCommand::Test { receiver, config },
+        } => notify_test(&config.path(), &receiver),
         Command::Version => {
             println!("logward {}", version_line());
             Ok(())
@@ -283,6 +303,45 @@ fn load_patterns(paths: &[PathBuf]) -> anyhow::Result<PatternSet> {
 
 fn shared(set: PatternSet) -> SharedPatterns {
     Arc::new(arc_swap::ArcSwap::from_pointee(set))
+}
+
+/// `notify test RECEIVER`: one attempt with a sample escalation; the answer on stdout.
+fn notify_test(path: &std::path::Path, receiver: &str) -> anyhow::Result<()> {
+    use crate::notify::{DefaultClock, Outcome, Receivers};
+    let config = load(path)?;
+    if !config.receivers.contains_key(receiver) {
+        let known: Vec<&str> = config.receivers.keys().map(String::as_str).collect();
+        anyhow::bail!(
+            "{}: no receiver `{receiver}`; configured: {}",
+            path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let mut receivers = Receivers::new(&config.receivers, DefaultClock::default())?;
+    let Some(mut sender) = receivers.take_sender(receiver) else {
+        anyhow::bail!("no receiver `{receiver}`");
+    };
+    let esc = crate::escalation::sample_escalation(receiver, crate::escalation::hostname());
+    let key = crate::notify::outbox::key(&esc, Timestamp::now());
+    match sender.send(&esc, &key) {
+        Outcome::Accepted { answer } => {
+            println!("accepted: {answer}");
+            Ok(())
+        }
+        Outcome::Retry { after, reason } => {
+            let after = after
+                .map(|d| format!(" (retry after {d:?})"))
+                .unwrap_or_default();
+            anyhow::bail!("receiver `{receiver}` failed, would be retried{after}: {reason}")
+        }
+        Outcome::Rejected { reason } => {
+            anyhow::bail!("receiver `{receiver}` rejected it: {reason}")
+        }
+    }
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {

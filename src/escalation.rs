@@ -216,6 +216,51 @@ fn consider(best: &mut Option<(usize, usize)>, span: (usize, usize)) {
     }
 }
 
+/// The escalation `logward notify test RECEIVER` sends: a `first` of route `logward-test`,
+/// plainly marked as a test, with a two-line sample.
+pub fn sample_escalation(receiver: &str, host: String) -> Escalation {
+    let now = Timestamp::now();
+    let line = "ERROR logward notify test: this is a test notification, nothing is wrong\n\tat logward.notify.test";
+    let labels = Arc::new(BTreeMap::from([("job".to_string(), "logward".to_string())]));
+    let sample = Sample {
+        ts: now,
+        source: "logward".into(),
+        path: None,
+        offset: 0,
+        line: line.to_string(),
+        level: Some(Level::Error),
+        service: Some("logward".into()),
+        ci_run_id: None,
+        pattern: Some("logward.notify-test".into()),
+        matched: true,
+        message: Some("logward notify test: this is a test notification, nothing is wrong".into()),
+        template: Some("logward notify test: this is a test notification, nothing is wrong".into()),
+        fingerprint: Some(Fingerprint(0)),
+        fields: Map::new(),
+        labels: labels.clone(),
+    };
+    Escalation {
+        route: "logward-test".into(),
+        receiver: receiver.into(),
+        kind: Kind::First,
+        group: Map::from_iter([("fingerprint".to_string(), Value::from("0000000000000000"))]),
+        fingerprint: sample.fingerprint,
+        level: sample.level,
+        service: sample.service.clone(),
+        ci_run_id: None,
+        pattern: sample.pattern.clone(),
+        message: sample.message.clone(),
+        count: 1,
+        suppressed: 0,
+        first_seen: now,
+        last_seen: now,
+        loki_query: loki_query(&labels, line),
+        sample,
+        context: vec!["INFO logward notify test: a line before the sample".into()],
+        host,
+    }
+}
+
 /// LogQL: `{label="value",...} |= "filter"`, where the filter is [`stable_part`] of `line`.
 /// Label names that Loki would refuse have their other characters replaced by `_`. Empty when
 /// `labels` is empty: a LogQL selector needs at least one label.
@@ -381,7 +426,7 @@ fn lines<'a>(
 
 /// One line of log content made safe to print: ANSI escape sequences removed; control
 /// characters, bidi overrides and Unicode line separators shown as `\u{..}` (tab as `\t`);
-/// at most [`TEXT_LINE_CHARS`] characters, then `…`.
+/// at most `TEXT_LINE_CHARS` characters, then `…`.
 pub fn clean(s: &str) -> String {
     clean_max(s, TEXT_LINE_CHARS)
 }

@@ -44,7 +44,9 @@ pub struct Metrics {
     config_reloads: Family<ResultLabel, Counter>,
     escalations: Family<EscalationLabels, Counter>,
     suppressed: Family<SuppressedLabels, Counter>,
-    receiver_errors: Family<ReceiverLabel, Counter>,
+    receiver_errors: Family<ReceiverReasonLabels, Counter>,
+    receiver_retries: Family<ReceiverLabel, Counter>,
+    outbox_items: Family<ReceiverLabel, Gauge>,
     fingerprints_active: Gauge,
     templates: Gauge,
     templates_evicted: Counter,
@@ -93,6 +95,12 @@ pub struct ReceiverLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverReasonLabels {
+    pub receiver: String,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
 }
@@ -117,14 +125,16 @@ pub struct SourceMetrics {
 pub struct NotifyMetrics {
     escalations: Family<EscalationLabels, Counter>,
     suppressed: Family<SuppressedLabels, Counter>,
-    receiver_errors: Family<ReceiverLabel, Counter>,
+    receiver_errors: Family<ReceiverReasonLabels, Counter>,
+    receiver_retries: Family<ReceiverLabel, Counter>,
+    outbox_items: Family<ReceiverLabel, Gauge>,
     groups_evicted: Family<RouteLabel, Counter>,
     active: Gauge,
 }
 
 impl NotifyMetrics {
     /// Counts one escalation's outcome: sent in `logward_escalations_total{route,receiver,kind}`,
-    /// failed in `logward_receiver_errors_total{receiver}`. A rate-limited one is not counted
+    /// failed in `logward_receiver_errors_total{receiver,reason="failed"}`. A rate-limited one is not counted
     /// here: folded back into its group, it is counted in events by the windows
     /// (`Reason::RateLimited`), and reaches this through [`NotifyMetrics::suppressed`].
     pub fn record(&self, esc: &Escalation, outcome: &Result<Sent, Refused>) {
@@ -137,14 +147,43 @@ impl NotifyMetrics {
                 };
                 self.escalations.get_or_create(&labels).inc();
             }
-            Err(Refused::Failed(_)) => {
-                let labels = ReceiverLabel {
-                    receiver: esc.receiver.to_string(),
-                };
-                self.receiver_errors.get_or_create(&labels).inc();
-            }
+            Err(Refused::Failed(_)) => self.receiver_error(&esc.receiver, "failed"),
             Err(Refused::RateLimited) => {}
         }
+    }
+
+    /// `logward_escalations_total{route,receiver,kind}`: a receiver accepted `esc`.
+    pub fn accepted(&self, esc: &Escalation) {
+        self.record(esc, &Ok(Sent { receiver_type: "" }));
+    }
+
+    /// `logward_receiver_errors_total{receiver,reason}`: an escalation the receiver will
+    /// never get (`rejected`, `expired`, `outbox_full`, `unreadable`) or an attempt that
+    /// failed outside the outbox (`failed`).
+    pub fn receiver_error(&self, receiver: &str, reason: &'static str) {
+        let labels = ReceiverReasonLabels {
+            receiver: receiver.to_string(),
+            reason,
+        };
+        self.receiver_errors.get_or_create(&labels).inc();
+    }
+
+    /// `logward_receiver_retries_total{receiver}`: an attempt that will be tried again.
+    pub fn retry(&self, receiver: &str) {
+        let labels = ReceiverLabel {
+            receiver: receiver.to_string(),
+        };
+        self.receiver_retries.get_or_create(&labels).inc();
+    }
+
+    /// `logward_outbox_items{receiver}`: escalations in the receiver's outbox now.
+    pub fn outbox_items(&self, receiver: &str, items: usize) {
+        let labels = ReceiverLabel {
+            receiver: receiver.to_string(),
+        };
+        self.outbox_items
+            .get_or_create(&labels)
+            .set(i64::try_from(items).unwrap_or(i64::MAX));
     }
 
     /// `logward_fingerprints_active`: the groups live in the windows now.
@@ -208,6 +247,8 @@ impl Metrics {
             escalations: Family::default(),
             suppressed: Family::default(),
             receiver_errors: Family::default(),
+            receiver_retries: Family::default(),
+            outbox_items: Family::default(),
             fingerprints_active: Gauge::default(),
             templates: Gauge::default(),
             templates_evicted: Counter::default(),
@@ -299,8 +340,18 @@ impl Metrics {
         );
         r.register(
             "receiver_errors",
-            "Escalations a receiver failed to take (write or delivery errors)",
+            "Escalations a receiver will never get, by reason (rejected, expired, outbox_full, unreadable)",
             m.receiver_errors.clone(),
+        );
+        r.register(
+            "receiver_retries",
+            "Delivery attempts that failed and will be tried again",
+            m.receiver_retries.clone(),
+        );
+        r.register(
+            "outbox_items",
+            "Escalations in a receiver's outbox, waiting for delivery",
+            m.outbox_items.clone(),
         );
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
@@ -355,6 +406,8 @@ impl Metrics {
             escalations: self.escalations.clone(),
             suppressed: self.suppressed.clone(),
             receiver_errors: self.receiver_errors.clone(),
+            receiver_retries: self.receiver_retries.clone(),
+            outbox_items: self.outbox_items.clone(),
             groups_evicted: self.groups_evicted.clone(),
             active: self.fingerprints_active.clone(),
         }

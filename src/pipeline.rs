@@ -6,8 +6,8 @@
 //! positions are written last. What is not acknowledged by then keeps its old
 //! position and is read again at the next start: replayed, never lost.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
@@ -20,7 +20,9 @@ use crate::fingerprint::{Fingerprinter, MinerConfig};
 use crate::http::{self, Health};
 use crate::metrics::{Metrics, OutputMetrics};
 use crate::metrics::{NotifyMetrics, TemplateMetrics};
-use crate::notify::{DefaultClock, NotifyError, Receivers, Refused};
+use crate::notify::outbox::{Outbox, OutboxError};
+use crate::notify::worker::Delivery;
+use crate::notify::{DefaultClock, NotifyError, Receivers};
 use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
 use crate::source::file::{Tailer, Wake};
@@ -51,6 +53,8 @@ pub enum RunError {
     Escalate(#[from] EscalateError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error(
         "shutdown did not finish within shutdown_timeout ({0:?}); undelivered lines keep their old positions and are read again at the next start"
     )]
@@ -131,17 +135,22 @@ pub async fn run(
         .map(|r| r.context_lines)
         .max()
         .unwrap_or(0);
-    let escalation = match config.routes.is_empty() {
-        true => None,
-        false => Some(crate::escalate::Running::start(
-            config.routes.clone(),
-            &config.state_dir,
-            metrics.notify(),
-            notifier(
-                Receivers::new(&config.receivers, DefaultClock::default())?,
+    let (escalation, delivery_threads) = match config.routes.is_empty() {
+        true => (None, None),
+        false => {
+            let (delivery, windows) = start_delivery(&config, metrics.notify())?;
+            let running = crate::escalate::Running::start(
+                config.routes.clone(),
+                &config.state_dir,
                 metrics.notify(),
-            ),
-        )?),
+                {
+                    let delivery = delivery.clone();
+                    move |esc: &Escalation, _: &WindowsHandle| delivery.submit(esc)
+                },
+            )?;
+            let _ = windows.set(running.handle());
+            (Some(running), Some(delivery))
+        }
     };
     let mut wakers = Vec::new();
     for source in &config.sources {
@@ -239,6 +248,10 @@ pub async fn run(
     if let Some(e) = escalation {
         let _ = tokio::task::spawn_blocking(move || e.stop()).await;
     }
+    // After the windows handed out their last escalations: what is unsent stays in the outbox.
+    if let Some(d) = delivery_threads {
+        let _ = tokio::task::spawn_blocking(move || d.stop()).await;
+    }
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || templates.save()).await {
         tracing::error!(error = %e, "cannot save the template miner at shutdown");
     }
@@ -255,6 +268,42 @@ pub async fn run(
         Ok(_) => Ok(()),
         Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
     }
+}
+
+/// Opens the receivers and the outbox and starts one delivery thread per receiver, with
+/// what a previous run left in the outbox first. What a receiver refuses over its rate goes
+/// back to the windows, whose handle is set once they run.
+fn start_delivery(
+    config: &Config,
+    metrics: NotifyMetrics,
+) -> Result<(Arc<Delivery>, Arc<OnceLock<WindowsHandle>>), RunError> {
+    let receivers = Receivers::new(&config.receivers, DefaultClock::default())?;
+    let (outbox, left) = Outbox::open(&config.state_dir)?;
+    if !left.is_empty() {
+        tracing::info!(
+            items = left.len(),
+            "the outbox holds escalations from the previous run; sending them"
+        );
+    }
+    let windows = Arc::new(OnceLock::<WindowsHandle>::new());
+    let refused = {
+        let windows = windows.clone();
+        Arc::new(move |esc: &Escalation| match windows.get() {
+            Some(w) => w.fold(esc),
+            None => {
+                tracing::warn!(receiver = %esc.receiver, route = %esc.route, "an escalation over the rate came before the windows were running; its count is dropped")
+            }
+        })
+    };
+    let delivery = Delivery::start(
+        Arc::new(outbox),
+        left,
+        receivers.into_lanes(),
+        metrics,
+        refused,
+    )
+    .map_err(RunError::Spawn)?;
+    Ok((Arc::new(delivery), windows))
 }
 
 /// Writes every batch to the outputs, lets the windows observe its routed
@@ -337,25 +386,5 @@ async fn checkpoint_loop(
         }
         let (live, evicted) = templates.stats();
         template_metrics.update(live, evicted);
-    }
-}
-
-/// Sends each escalation to its receiver. What a receiver does not take (over
-/// its rate, or failing) is folded back into the group's next escalation.
-fn notifier(
-    mut receivers: Receivers,
-    metrics: NotifyMetrics,
-) -> impl FnMut(&Escalation, &WindowsHandle) + Send + 'static {
-    move |esc, windows| {
-        let outcome = receivers.send(esc);
-        metrics.record(esc, &outcome);
-        match outcome {
-            Ok(_) => {}
-            Err(Refused::RateLimited) => windows.fold(esc),
-            Err(Refused::Failed(e)) => {
-                tracing::error!(error = %e, route = %esc.route, "escalation not delivered; its count goes into the group's next escalation");
-                windows.fold(esc);
-            }
-        }
     }
 }

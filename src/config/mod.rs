@@ -127,6 +127,24 @@ pub struct Receiver {
     /// `rate`: at most this many escalations per period; `None`: the type's default
     /// (`notify::default_rate`).
     pub rate: Option<units::Rate>,
+    /// `retry = { max_elapsed = "24h" }`.
+    pub retry: Retry,
+}
+
+/// How long a receiver's deliveries are retried (`retry = { max_elapsed = DUR }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// An escalation still not delivered this long after its first attempt is given up
+    /// (logged, counted in `logward_receiver_errors_total{reason="expired"}`).
+    pub max_elapsed: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            max_elapsed: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// A receiver's `type` and the keys of that type.
@@ -438,6 +456,13 @@ struct ReceiverToml {
     resolve_after: Option<Spanned<String>>,
     bearer_token: Option<Spanned<String>>,
     bearer_token_file: Option<Spanned<String>>,
+    retry: Option<RetryToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryToml {
+    max_elapsed: Option<Spanned<String>>,
 }
 
 impl ReceiverToml {
@@ -1389,6 +1414,14 @@ impl Validator<'_> {
         let span = r.span();
         let r = r.into_inner();
         let rate = self.unit("rate", r.rate.as_ref(), None, |t| units::rate(t).map(Some));
+        let retry = Retry {
+            max_elapsed: self.unit(
+                "retry.max_elapsed",
+                r.retry.as_ref().and_then(|t| t.max_elapsed.as_ref()),
+                Retry::default().max_elapsed,
+                units::duration,
+            ),
+        };
         let type_name = r.kind.get_ref().as_str();
         let takes: &[&str] = match type_name {
             "console" => &[],
@@ -1514,7 +1547,7 @@ impl Validator<'_> {
         if misplaced {
             return None;
         }
-        Some(Receiver { kind, rate })
+        Some(Receiver { kind, rate, retry })
     }
 
     /// The keys of `type = "alertmanager"`; every problem is reported.

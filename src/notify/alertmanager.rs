@@ -31,7 +31,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Notifier, NotifyError, Outcome, Sender};
+use super::{NotifyError, Outcome, Sender};
 use crate::config::{self, HttpAuth};
 use crate::escalation::{Escalation, clean, cut_at};
 use crate::event::Timestamp;
@@ -67,7 +67,6 @@ pub struct Alert {
 
 /// Sends escalations to the Alertmanagers of one `[receiver.NAME]`.
 pub struct Alertmanager {
-    name: Arc<str>,
     cfg: config::Alertmanager,
     client: Client,
 }
@@ -79,11 +78,10 @@ impl Alertmanager {
             .timeout(TOTAL_TIMEOUT)
             .build()
             .map_err(|e| NotifyError::Delivery {
-                receiver: name.clone(),
+                receiver: name,
                 reason: format!("cannot build an HTTP client: {}", e.without_url()),
             })?;
         Ok(Alertmanager {
-            name,
             cfg: cfg.clone(),
             client,
         })
@@ -226,20 +224,6 @@ impl Sender for Alertmanager {
         // An alert is its own idempotency key: a re-send updates the same alert.
         let alert = alert(esc, &self.cfg);
         self.post(&serde_json::json!([alert]))
-    }
-}
-
-impl Notifier for Alertmanager {
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
-        match self.send(esc, "") {
-            Outcome::Accepted { .. } => Ok(()),
-            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
-                Err(NotifyError::Delivery {
-                    receiver: self.name.clone(),
-                    reason,
-                })
-            }
-        }
     }
 }
 

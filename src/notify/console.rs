@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use super::{Notifier, NotifyError};
+use super::{NotifyError, Outcome, Sender};
 use crate::escalation::Escalation;
 
 /// Prints escalations to `W`: stdout in the agent, a buffer in tests.
@@ -50,9 +50,18 @@ impl<W: Write> Console<W> {
     }
 }
 
-impl<W: Write + Send> Notifier for Console<W> {
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
-        self.print(esc)
+impl<W: Write + Send> Sender for Console<W> {
+    /// A failed write to stdout is worth another try: [`Outcome::Retry`].
+    fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
+        match self.print(esc) {
+            Ok(()) => Outcome::Accepted {
+                answer: "printed to stdout".into(),
+            },
+            Err(e) => Outcome::Retry {
+                after: None,
+                reason: e.to_string(),
+            },
+        }
     }
 }
 

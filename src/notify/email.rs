@@ -26,7 +26,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde_json::Value;
 
-use super::{Notifier, NotifyError, Outcome, Sender};
+use super::{NotifyError, Outcome, Sender};
 use crate::config::{EmailReceiver, Secret, SmtpTls};
 use crate::escalation::{Escalation, Kind, clean};
 use crate::pattern::level_name;
@@ -202,21 +202,6 @@ impl Sender for Email {
     }
 }
 
-impl Notifier for Email {
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
-        let key = format!("{:016x}", fallback_key(esc));
-        match self.send(esc, &key) {
-            Outcome::Accepted { .. } => Ok(()),
-            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
-                Err(NotifyError::Delivery {
-                    receiver: self.name.clone(),
-                    reason,
-                })
-            }
-        }
-    }
-}
-
 /// Root Message-IDs of the groups mailed lately, oldest forgotten first.
 #[derive(Default)]
 struct Threads {
@@ -279,20 +264,6 @@ fn own_id(esc: &Escalation, key: &str) -> String {
         thread_key(esc),
         domain(&esc.host)
     )
-}
-
-/// A key for the direct (no outbox) path: what one escalation is, not when it was sent.
-fn fallback_key(esc: &Escalation) -> u64 {
-    let text = format!(
-        "{}\0{}\0{}\0{}\0{}\0{}",
-        thread_key(esc),
-        esc.kind.as_str(),
-        esc.first_seen.as_nanos(),
-        esc.last_seen.as_nanos(),
-        esc.count,
-        esc.suppressed
-    );
-    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
 }
 
 /// Letters, digits, `-` and `_` kept; `.` and anything else become `-`.

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Notifier, NotifyError};
+use super::{NotifyError, Outcome, Sender};
 use crate::escalation::Escalation;
 use crate::ship::file::{cut_torn_line, open_ndjson};
 
@@ -93,9 +93,70 @@ impl FileReceiver {
     }
 }
 
-impl Notifier for FileReceiver {
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
-        self.append(esc)
+impl Sender for FileReceiver {
+    /// A failed append (a full disk, a read-only directory) is worth another try:
+    /// [`Outcome::Retry`].
+    fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
+        match self.append(esc) {
+            Ok(()) => Outcome::Accepted {
+                answer: format!("appended to {}", self.path.display()),
+            },
+            Err(e) => Outcome::Retry {
+                after: None,
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// A `file` receiver that opens its file when it can: a path that cannot be opened at start
+/// (its directory not creatable yet, a permission missing) is not fatal, every attempt tries
+/// again and answers [`Outcome::Retry`] until it works, so the agent runs and escalations wait
+/// in the outbox.
+pub struct LazyFile {
+    name: Arc<str>,
+    path: PathBuf,
+    open: Option<FileReceiver>,
+}
+
+impl LazyFile {
+    /// Tries to open `path` now; a failure is logged and tried again at the first send.
+    pub fn new(name: Arc<str>, path: &Path) -> LazyFile {
+        let open = match FileReceiver::open(name.clone(), path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(error = %e, "the file receiver cannot open its file yet; escalations wait in the outbox and it is tried again at each attempt");
+                None
+            }
+        };
+        LazyFile {
+            name,
+            path: path.to_path_buf(),
+            open,
+        }
+    }
+}
+
+impl Sender for LazyFile {
+    fn send(&mut self, esc: &Escalation, key: &str) -> Outcome {
+        if self.open.is_none() {
+            match FileReceiver::open(self.name.clone(), &self.path) {
+                Ok(f) => self.open = Some(f),
+                Err(e) => {
+                    return Outcome::Retry {
+                        after: None,
+                        reason: e.to_string(),
+                    };
+                }
+            }
+        }
+        match &mut self.open {
+            Some(f) => f.send(esc, key),
+            None => Outcome::Retry {
+                after: None,
+                reason: "not open".into(),
+            },
+        }
     }
 }
 

@@ -1,27 +1,16 @@
-//! Notify: delivers escalations to the receivers they name (`[receiver.NAME]`), each behind
-//! its own rate limit.
+//! Notify: turns the `[receiver.NAME]` tables into senders, each behind its own rate limit.
 //!
-//! Owns: opening receivers from the validated config, one rate limiter per receiver (a
-//! `governor` GCRA bucket, [`default_rate`] when the config has no `rate`), and handing each
-//! escalation to its receiver's notifier: `console` ([`console`]) and `file` ([`file`]) today;
-//! chat, webhook, e-mail and Alertmanager receivers are one file each beside them, with the
-//! provider's wire format, retries and outage handling inside that file.
+//! Owns: building each receiver type's [`Sender`] from the validated config (one file per
+//! type beside this one, with the provider's wire format and how to read its answer), one
+//! rate limiter per receiver (a `governor` GCRA bucket, [`default_rate`] when the config has
+//! no `rate`), and taking them apart into [`Lane`]s for the delivery threads ([`worker`]),
+//! which keep the durable [`outbox`] and retry.
 //!
 //! Must not: decide whether or when to escalate, keep windows or counts, or fold what it
-//! refused back into a group (that is [`crate::window`], driven by the caller with
-//! [`crate::window::Windows::fold`]); choose receivers for an event (that is [`crate::route`]);
-//! read the clock other than through the injected [`Clock`]; sleep; put a secret (a webhook
-//! URL, a token) into an error message.
-//!
-//! The driver's loop, per escalation a window emitted:
-//! ```text
-//! match receivers.send(&esc) {
-//!     Ok(_)                         => count logward_escalations_total{route, receiver, kind}
-//!     Err(Refused::RateLimited)     => windows.fold(&esc, now, &mut out)  // next summary; counted
-//!                                      // as logward_suppressed_total{reason="rate_limited"}
-//!     Err(Refused::Failed(error))   => log it, count logward_receiver_errors_total{receiver}
-//! }
-//! ```
+//! refused back into a group (that is [`crate::window`], driven through the `refused`
+//! callback of [`worker::Delivery`]); choose receivers for an event (that is
+//! [`crate::route`]); read the clock other than through the injected [`Clock`]; sleep; put a
+//! secret (a webhook URL, a token, a password) into an error message.
 
 pub mod alertmanager;
 pub mod console;
@@ -29,12 +18,14 @@ pub mod dingtalk;
 pub mod email;
 pub mod feishu;
 pub mod file;
+pub mod outbox;
 pub mod post;
 pub mod render;
-mod sender;
+pub mod sender;
 pub mod slack;
 pub mod webhook;
 pub mod wecom;
+pub mod worker;
 
 pub use sender::{Outcome, Sender};
 
@@ -101,50 +92,10 @@ pub enum NotifyError {
     Delivery { receiver: Arc<str>, reason: String },
     #[error("no receiver `{0}` is configured; add a [receiver.{0}] table")]
     Unknown(Arc<str>),
-    /// A web receiver's attempt that did not deliver (the reason names the receiver, never
-    /// its URL or secret).
-    #[error("{0}")]
-    Undelivered(String),
-}
-
-/// A [`Sender`] used where a [`Notifier`] is expected, until the outbox drives senders:
-/// [`Outcome::Accepted`] is `Ok`, anything else an error (no retry here).
-pub struct SenderNotifier<S: Sender>(pub S);
-
-impl<S: Sender> Notifier for SenderNotifier<S> {
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError> {
-        let key = idempotency_key(esc);
-        match self.0.send(esc, &key) {
-            Outcome::Accepted { .. } => Ok(()),
-            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
-                Err(NotifyError::Undelivered(reason))
-            }
-        }
-    }
-}
-
-/// A key that names one escalation of one group to one receiver: the same for the same
-/// (receiver, route, group, kind, first_seen, last_seen), so a re-send of it is recognised.
-pub fn idempotency_key(esc: &Escalation) -> String {
-    let group = serde_json::to_string(&esc.group).unwrap_or_default();
-    let text = format!(
-        "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-        esc.receiver,
-        esc.route,
-        group,
-        esc.kind.as_str(),
-        esc.first_seen,
-        esc.last_seen
-    );
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
-}
-
-/// One receiver type's delivery. Each type lives in its own file of this module and is
-/// built from its `[receiver.NAME]` keys in [`Receivers::new`]; the rate limit is applied
-/// before it is called.
-pub trait Notifier: Send {
-    /// Delivers one escalation; `Ok` when the receiver holds it.
-    fn notify(&mut self, esc: &Escalation) -> Result<(), NotifyError>;
+    /// An attempt that did not succeed ([`Outcome::Retry`] or [`Outcome::Rejected`]); the
+    /// reason names the receiver.
+    #[error("{reason}")]
+    Attempt { receiver: Arc<str>, reason: String },
 }
 
 /// A direct (not keyed) in-memory GCRA limiter on the clock `C`.
@@ -154,7 +105,20 @@ struct Slot<C: Clock> {
     receiver_type: &'static str,
     rate: Option<Rate>,
     limiter: Option<Limiter<C>>,
-    notifier: Box<dyn Notifier>,
+    sender: Box<dyn Sender>,
+    max_elapsed: Duration,
+}
+
+/// One receiver taken apart for its delivery thread ([`worker`]): its sender, its rate
+/// limit and how long its retries may last.
+pub struct Lane {
+    pub name: Arc<str>,
+    pub receiver_type: &'static str,
+    /// Asked once per escalation before its first attempt: `false` = over the rate.
+    pub admit: Box<dyn FnMut() -> bool + Send>,
+    pub sender: Box<dyn Sender>,
+    /// Retries of one escalation stop this long after its first attempt (`retry.max_elapsed`).
+    pub max_elapsed: Duration,
 }
 
 /// Every configured receiver, ready to send. The clock drives the rate limits:
@@ -166,30 +130,28 @@ pub struct Receivers<C: Clock = DefaultClock> {
 
 impl<C: Clock + Clone> Receivers<C> {
     /// Opens every receiver of the validated config (a `file` receiver's directory is
-    /// created); the first that cannot be opened is the error.
+    /// created; a `file` receiver that cannot be opened yet is tried again at each attempt);
+    /// the first receiver that cannot be built is the error.
     pub fn new(cfg: &BTreeMap<String, Receiver>, clock: C) -> Result<Receivers<C>, NotifyError> {
         let mut receivers = Receivers::empty(clock);
         for (name, r) in cfg {
             let name: Arc<str> = Arc::from(name.as_str());
-            let notifier: Box<dyn Notifier> = match &r.kind {
+            let sender: Box<dyn Sender> = match &r.kind {
                 ReceiverKind::Console => Box::new(console::Console::stdout(name.clone())),
-                ReceiverKind::File { path } => {
-                    Box::new(file::FileReceiver::open(name.clone(), path)?)
-                }
-                ReceiverKind::Slack { .. }
-                | ReceiverKind::Feishu { .. }
-                | ReceiverKind::DingTalk { .. }
-                | ReceiverKind::WeCom { .. }
-                | ReceiverKind::Webhook { .. } => match sender(name.clone(), &r.kind) {
-                    Some(s) => Box::new(SenderNotifier(s)),
-                    None => continue,
-                },
+                ReceiverKind::File { path } => Box::new(file::LazyFile::new(name.clone(), path)),
                 ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
                 ReceiverKind::Alertmanager(am) => {
                     Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
                 }
+                web => match sender(name.clone(), web) {
+                    Some(s) => s,
+                    None => continue,
+                },
             };
-            receivers.insert(name, r.kind.type_name(), r.rate, notifier);
+            receivers.insert(name.clone(), r.kind.type_name(), r.rate, sender);
+            if let Some(slot) = receivers.slots.get_mut(&name) {
+                slot.max_elapsed = r.retry.max_elapsed;
+            }
         }
         Ok(receivers)
     }
@@ -209,7 +171,7 @@ impl<C: Clock + Clone> Receivers<C> {
         name: Arc<str>,
         receiver_type: &'static str,
         rate: Option<Rate>,
-        notifier: Box<dyn Notifier>,
+        sender: Box<dyn Sender>,
     ) {
         let rate = rate.or_else(|| default_rate(receiver_type));
         let limiter = rate.map(|r| RateLimiter::direct_with_clock(quota(r), self.clock.clone()));
@@ -219,14 +181,16 @@ impl<C: Clock + Clone> Receivers<C> {
                 receiver_type,
                 rate,
                 limiter,
-                notifier,
+                sender,
+                max_elapsed: crate::config::Retry::default().max_elapsed,
             },
         );
     }
 
-    /// Delivers one escalation to its receiver (`esc.receiver`). Over the receiver's rate it
-    /// is not sent and comes back as [`Refused::RateLimited`], for the caller to fold into the
-    /// group's next escalation ([`crate::window::Windows::fold`]).
+    /// Makes one attempt to deliver an escalation to its receiver (`esc.receiver`), with no
+    /// outbox and no retry (the agent delivers through [`worker::Delivery`]). Over the
+    /// receiver's rate it is not sent and comes back as [`Refused::RateLimited`], for the
+    /// caller to fold into the group's next escalation ([`crate::window::Windows::fold`]).
     pub fn send(&mut self, esc: &Escalation) -> Result<Sent, Refused> {
         let Some(slot) = self.slots.get_mut(&*esc.receiver) else {
             return Err(Refused::Failed(NotifyError::Unknown(esc.receiver.clone())));
@@ -236,10 +200,48 @@ impl<C: Clock + Clone> Receivers<C> {
                 return Err(Refused::RateLimited);
             }
         }
-        slot.notifier.notify(esc).map_err(Refused::Failed)?;
-        Ok(Sent {
-            receiver_type: slot.receiver_type,
-        })
+        match slot.sender.send(esc, "") {
+            Outcome::Accepted { .. } => Ok(Sent {
+                receiver_type: slot.receiver_type,
+            }),
+            Outcome::Retry { reason, .. } | Outcome::Rejected { reason } => {
+                let named = format!("receiver `{}`", esc.receiver);
+                let reason = match reason.starts_with(&named) {
+                    true => reason,
+                    false => format!("{named}: {reason}"),
+                };
+                Err(Refused::Failed(NotifyError::Attempt {
+                    receiver: esc.receiver.clone(),
+                    reason,
+                }))
+            }
+        }
+    }
+
+    /// The sender of receiver `name`, taken out (for `logward notify test`).
+    pub fn take_sender(&mut self, name: &str) -> Option<Box<dyn Sender>> {
+        self.slots.remove(name).map(|s| s.sender)
+    }
+
+    /// Every receiver as a [`Lane`] for its own delivery thread.
+    pub fn into_lanes(self) -> Vec<Lane>
+    where
+        C: Send + Sync + 'static,
+        C::Instant: Send + Sync,
+    {
+        self.slots
+            .into_iter()
+            .map(|(name, slot)| {
+                let limiter = slot.limiter;
+                Lane {
+                    name,
+                    receiver_type: slot.receiver_type,
+                    admit: Box::new(move || limiter.as_ref().is_none_or(|l| l.check().is_ok())),
+                    sender: slot.sender,
+                    max_elapsed: slot.max_elapsed,
+                }
+            })
+            .collect()
     }
 
     /// The rate in force for receiver `name` (configured or default); `None` when unlimited
@@ -481,6 +483,7 @@ pub(crate) mod tests {
                 Receiver {
                     kind: ReceiverKind::File { path: path.clone() },
                     rate: rate("2/min"),
+                    retry: Default::default(),
                 },
             ),
             (
@@ -488,6 +491,7 @@ pub(crate) mod tests {
                 Receiver {
                     kind: ReceiverKind::Console,
                     rate: None,
+                    retry: Default::default(),
                 },
             ),
         ]);
@@ -504,7 +508,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_file_receiver_that_cannot_be_opened_names_itself_and_the_path() {
+    fn a_file_receiver_that_cannot_be_opened_yet_retries_and_names_itself_and_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, b"").unwrap();
@@ -514,10 +518,14 @@ pub(crate) mod tests {
             Receiver {
                 kind: ReceiverKind::File { path: path.clone() },
                 rate: None,
+                retry: Default::default(),
             },
         )]);
-        let Err(e) = Receivers::new(&cfg, FakeRelativeClock::default()) else {
-            panic!("opened a file under a regular file")
+        let mut r = Receivers::new(&cfg, FakeRelativeClock::default()).unwrap();
+        let mut esc = escalation("ERROR x");
+        esc.receiver = "audit".into();
+        let Err(Refused::Failed(e)) = r.send(&esc) else {
+            panic!("wrote a file under a regular file")
         };
         let text = e.to_string();
         assert!(
@@ -525,6 +533,9 @@ pub(crate) mod tests {
                 && text.contains(&*blocker.to_string_lossy()),
             "{text}"
         );
+        std::fs::remove_file(&blocker).unwrap();
+        assert!(r.send(&esc).is_ok(), "opened once it can be");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 
     /// The most a greedy sender gets through `rate` in any span of `window` (checks every
@@ -629,6 +640,7 @@ pub(crate) mod tests {
                         path: chat_path.clone(),
                     },
                     rate: rate("3/min"),
+                    retry: Default::default(),
                 },
             ),
             (
@@ -638,6 +650,7 @@ pub(crate) mod tests {
                         path: audit_path.clone(),
                     },
                     rate: None,
+                    retry: Default::default(),
                 },
             ),
         ]);

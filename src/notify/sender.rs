@@ -1,4 +1,10 @@
-//! One delivery attempt to a receiver, and what came of it.
+//! The delivery contract every receiver type implements: one synchronous attempt, and what
+//! the provider made of it.
+//!
+//! Owns: the three outcomes of an attempt. Must not: retry, back off, rate-limit or keep the
+//! outbox (that is [`super::worker`] and [`super::outbox`]); a sender makes exactly one try.
+
+use crate::escalation::Escalation;
 
 /// What one attempt to deliver an escalation came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,5 +22,5 @@ pub enum Outcome {
 
 pub trait Sender: Send {
     /// One attempt. `key` is the escalation's idempotency key (stable across retries and restarts).
-    fn send(&mut self, esc: &crate::escalation::Escalation, key: &str) -> Outcome;
+    fn send(&mut self, esc: &Escalation, key: &str) -> Outcome;
 }
