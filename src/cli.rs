@@ -348,6 +348,9 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
     let config = load(path)?;
     let patterns = shared(load_patterns(&config.patterns)?);
     tracing::info!(config = %path.display(), version = env!("CARGO_PKG_VERSION"), sources = config.sources.len(), "starting");
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("logward-rt")
@@ -379,6 +382,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     let checked = Config::load(path).and_then(|c| PatternSet::load(&c.patterns).map(|p| (c, p)));
     match checked {
         Ok((c, p)) => {
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: valid ({} source{}, {} pattern{})",
                 path.display(),

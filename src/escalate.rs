@@ -117,6 +117,12 @@ impl Escalator {
         self.windows.routes()
     }
 
+    /// The event keys that are Loki stream labels, for escalations' `loki_query`.
+    pub fn with_loki_labels(mut self, keys: Vec<String>) -> Escalator {
+        self.windows = self.windows.with_loki_labels(keys);
+        self
+    }
+
     /// Observes every routed event of a batch at `now` (`None`: at each event's own time).
     pub fn observe(&mut self, events: &[Event], now: Option<Timestamp>, to: &mut impl Dispatch) {
         for ev in events {
@@ -316,14 +322,17 @@ fn send(tx: &mpsc::SyncSender<ToNotifier>, esc: Escalation) {
 
 impl Running {
     /// Restores the windows from `state_dir` and starts the timer and the
-    /// notifier, which hands each escalation to `deliver`.
+    /// notifier, which hands each escalation to `deliver`. `loki_labels`: see
+    /// [`Escalator::with_loki_labels`].
     pub fn start(
         routes: Arc<[Route]>,
         state_dir: &Path,
         metrics: NotifyMetrics,
+        loki_labels: Vec<String>,
         mut deliver: impl FnMut(&Escalation, &WindowsHandle) + Send + 'static,
     ) -> Result<Running, EscalateError> {
-        let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?;
+        let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?
+            .with_loki_labels(loki_labels);
         let (tx, rx) = mpsc::sync_channel::<ToNotifier>(NOTIFIER_QUEUE);
         let handle = WindowsHandle {
             escalator: Arc::new(Mutex::new(escalator)),

@@ -183,6 +183,9 @@ pub struct Event {
     pub fields: Map<String, Value>,
     /// The source's static labels.
     pub labels: Arc<BTreeMap<String, String>>,
+    /// When the record was read: `ts` unless the record or a pattern gave its own time.
+    #[serde(skip)]
+    pub read_at: Timestamp,
     #[serde(skip)]
     pub json: Option<Map<String, Value>>,
     /// Set when the event matched routes: they decide in the windows.
@@ -218,6 +221,7 @@ impl Event {
             fingerprint: None,
             fields: record.fields,
             labels: origin.labels.clone(),
+            read_at,
             json: record.json,
             routed: None,
         }

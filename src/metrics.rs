@@ -3,16 +3,20 @@
 //! Owns metric names and help texts. Stages get cheap handles (atomics) and
 //! update them per batch, not per line.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::escalation::Escalation;
+use crate::event::Timestamp;
 use crate::notify::{Refused, Sent};
 use crate::window::Counters;
 
@@ -51,6 +55,7 @@ pub struct Metrics {
     templates: Gauge,
     templates_evicted: Counter,
     groups_evicted: Family<RouteLabel, Counter>,
+    loki: LokiMetrics,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +108,111 @@ pub struct ReceiverReasonLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// The handles the Loki output updates.
+#[derive(Debug, Clone)]
+pub struct LokiMetrics {
+    entries: Family<ResultLabel, Counter>,
+    dropped: Family<ReasonLabel, Counter>,
+    /// Seconds per HTTP attempt, whatever its answer.
+    pub push_duration: Histogram,
+    /// Request bodies, as sent on the wire (compressed), every attempt.
+    pub bytes_sent: Counter,
+    pub retries: Counter,
+    /// Pushes a push worker is sending or retrying now.
+    pub in_flight: Gauge,
+    pub unacked: Arc<Unacked>,
+}
+
+impl LokiMetrics {
+    fn new() -> LokiMetrics {
+        LokiMetrics {
+            entries: Family::default(),
+            dropped: Family::default(),
+            push_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            bytes_sent: Counter::default(),
+            retries: Counter::default(),
+            in_flight: Gauge::default(),
+            unacked: Arc::default(),
+        }
+    }
+
+    /// `logward_loki_entries_total{result="sent"}`: entries Loki took.
+    pub fn sent(&self, entries: usize) {
+        self.entries
+            .get_or_create(&ResultLabel { result: "sent" })
+            .inc_by(entries as u64);
+    }
+
+    /// `logward_loki_entries_total{result="dropped"}` and
+    /// `logward_loki_dropped_entries_total{reason}`: entries given up on purpose.
+    pub fn dropped(&self, reason: &'static str, entries: usize) {
+        self.entries
+            .get_or_create(&ResultLabel { result: "dropped" })
+            .inc_by(entries as u64);
+        self.dropped
+            .get_or_create(&ReasonLabel { reason })
+            .inc_by(entries as u64);
+    }
+}
+
+/// The pushes not yet acknowledged, by id, with the read time of their oldest event and how
+/// many parts of each (a split push has two) are still out; read at each scrape.
+#[derive(Debug, Default)]
+pub struct Unacked {
+    pushes: Mutex<HashMap<u64, (Timestamp, u32)>>,
+}
+
+impl Unacked {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Timestamp, u32)>> {
+        self.pushes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One more part of push `id` is out.
+    pub fn hold(&self, id: u64, oldest_read: Timestamp) {
+        self.lock().entry(id).or_insert((oldest_read, 0)).1 += 1;
+    }
+
+    /// One part of push `id` is acknowledged.
+    pub fn release(&self, id: u64) {
+        let mut pushes = self.lock();
+        if let Some((_, parts)) = pushes.get_mut(&id) {
+            *parts -= 1;
+            if *parts == 0 {
+                pushes.remove(&id);
+            }
+        }
+    }
+
+    /// Seconds since the oldest unacknowledged event was read; 0 when none is.
+    pub fn oldest_age(&self, now: Timestamp) -> f64 {
+        self.lock()
+            .values()
+            .map(|(t, _)| *t)
+            .min()
+            .map_or(0.0, |t| {
+                (now.as_nanos().saturating_sub(t.as_nanos())).max(0) as f64 / 1e9
+            })
+    }
+}
+
+impl Collector for Unacked {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let age = ConstGauge::new(self.oldest_age(Timestamp::now()));
+        let metric = encoder.encode_descriptor(
+            "loki_oldest_unacked_age_seconds",
+            "Age of the oldest event read and not yet acknowledged by Loki (0 when none is)",
+            None,
+            age.metric_type(),
+        )?;
+        age.encode(metric)
+    }
 }
 
 /// The handles one source updates.
@@ -253,6 +363,7 @@ impl Metrics {
             templates: Gauge::default(),
             templates_evicted: Counter::default(),
             groups_evicted: Family::default(),
+            loki: LokiMetrics::new(),
             registry,
         };
         let r = &mut m.registry;
@@ -353,6 +464,37 @@ impl Metrics {
             "Escalations in a receiver's outbox, waiting for delivery",
             m.outbox_items.clone(),
         );
+        r.register(
+            "loki_entries",
+            "Entries given to Loki, by result: sent (Loki answered 2xx) or dropped",
+            m.loki.entries.clone(),
+        );
+        r.register(
+            "loki_dropped_entries",
+            "Entries dropped on purpose, by reason: rejected (400 or another refusal), too_large (413 for one entry), retries_exhausted (max_retries), spool_full (stdin spool over spool_size)",
+            m.loki.dropped.clone(),
+        );
+        r.register(
+            "loki_push_duration_seconds",
+            "Duration of each push request to Loki, whatever its answer",
+            m.loki.push_duration.clone(),
+        );
+        r.register(
+            "loki_sent_bytes",
+            "Bytes of push request bodies sent to Loki (compressed), every attempt",
+            m.loki.bytes_sent.clone(),
+        );
+        r.register(
+            "loki_retries",
+            "Push attempts that failed and will be tried again",
+            m.loki.retries.clone(),
+        );
+        r.register(
+            "loki_pushes_in_flight",
+            "Pushes being sent or retried now (at most max_in_flight)",
+            m.loki.in_flight.clone(),
+        );
+        r.register_collector(Box::new(m.loki.unacked.clone()));
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }
@@ -399,6 +541,10 @@ impl Metrics {
             events: self.output_events.get_or_create(&l).clone(),
             errors: self.output_errors.get_or_create(&l).clone(),
         }
+    }
+
+    pub fn loki(&self) -> LokiMetrics {
+        self.loki.clone()
     }
 
     pub fn notify(&self) -> NotifyMetrics {

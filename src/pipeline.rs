@@ -9,8 +9,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, SourceKind};
@@ -18,13 +19,15 @@ use crate::escalate::{EscalateError, WindowsHandle};
 use crate::escalation::Escalation;
 use crate::fingerprint::{Fingerprinter, MinerConfig};
 use crate::http::{self, Health};
-use crate::metrics::{Metrics, OutputMetrics};
+use crate::metrics::Metrics;
 use crate::metrics::{NotifyMetrics, TemplateMetrics};
 use crate::notify::outbox::{Outbox, OutboxError};
 use crate::notify::worker::Delivery;
 use crate::notify::{DefaultClock, NotifyError, Receivers};
 use crate::reload::SharedPatterns;
 use crate::ship::file::{FileOutput, FileOutputError};
+use crate::ship::loki::LokiOutput;
+use crate::ship::{Output, Outputs, Receipt};
 use crate::source::file::{Tailer, Wake};
 use crate::source::{Batch, SourceCtx, StreamConfig, stdin};
 use crate::state::{Positions, StateError, TemplateState};
@@ -32,9 +35,9 @@ use crate::state::{Positions, StateError, TemplateState};
 /// Batches in flight between sources and delivery: with batches of at most
 /// 1024 events or 512 KiB, this bounds the pipeline's memory.
 const CHANNEL_BATCHES: usize = 16;
-/// The first and the longest wait between retries of a failed output write.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
+/// At shutdown, outputs may take this share of `shutdown_timeout` to deliver what they hold
+/// (a Loki output's pushes); the rest is for saving state.
+const DRAIN_SHARE: f64 = 0.75;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -73,12 +76,22 @@ pub async fn run(
         metrics: metrics.clone(),
     });
     let positions = Positions::open(&config.state_dir)?;
-    let output = config
+    let file_output = config
         .output_file
         .as_ref()
-        .map(|o| FileOutput::open(&o.path))
+        .map(|o| FileOutput::open(&o.path, metrics.output("file")))
         .transpose()?;
-    let output_sync = output.as_ref().map(FileOutput::sync_handle).transpose()?;
+    let output_sync = file_output
+        .as_ref()
+        .map(FileOutput::sync_handle)
+        .transpose()?;
+    let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+    outputs.extend(file_output.map(|o| Box::new(o) as Box<dyn Output>));
+    if let Some(loki) = &config.loki {
+        let output = LokiOutput::start(loki, metrics.loki()).map_err(RunError::Spawn)?;
+        outputs.push(Box::new(output));
+    }
+    let outputs = Outputs::new(config.ship, outputs);
     let (stop_http, http_stopped) = watch::channel(false);
     let http_task = match &config.http {
         Some(h) => {
@@ -143,6 +156,7 @@ pub async fn run(
                 config.routes.clone(),
                 &config.state_dir,
                 metrics.notify(),
+                config.loki_query_labels(),
                 {
                     let delivery = delivery.clone();
                     move |esc: &Escalation, _: &WindowsHandle| delivery.submit(esc)
@@ -194,11 +208,12 @@ pub async fn run(
 
     let delivery = {
         let positions = positions.clone();
-        let out_metrics = metrics.output("file");
         let windows = escalation.as_ref().map(crate::escalate::Running::handle);
+        let runtime = Handle::current();
+        let drain = config.shutdown_timeout.mul_f64(DRAIN_SHARE);
         thread::Builder::new()
             .name("delivery".into())
-            .spawn(move || deliver(rx, output, windows, &positions, &out_metrics))
+            .spawn(move || deliver(rx, outputs, windows, &positions, &runtime, drain))
             .map_err(RunError::Spawn)?
     };
     let checkpointer = tokio::spawn(checkpoint_loop(
@@ -306,53 +321,65 @@ fn start_delivery(
     Ok((Arc::new(delivery), windows))
 }
 
-/// Writes every batch to the outputs, lets the windows observe its routed
-/// events, and acknowledges it. Ends when the channel closes.
+/// Lets the windows observe each batch's routed events, then hands the events to the
+/// outputs; the batch is acknowledged once every output accepted its share. Ends when the
+/// channel closes, after the outputs drained for at most `drain`.
 fn deliver(
     mut rx: mpsc::Receiver<Batch>,
-    mut output: Option<FileOutput>,
+    mut outputs: Outputs,
     windows: Option<WindowsHandle>,
     positions: &Positions,
-    metrics: &OutputMetrics,
+    runtime: &Handle,
+    drain: Duration,
 ) {
-    while let Some(batch) = rx.blocking_recv() {
-        if let Some(out) = output.as_mut() {
-            write_with_retry(out, &batch, metrics);
+    loop {
+        let now = Instant::now();
+        // Before taking more: under a steady flow, a wait for the next batch never times out.
+        if outputs.due().is_some_and(|d| d <= now) {
+            outputs.tick(now);
         }
+        let batch = match next_batch(&mut rx, outputs.due(), runtime) {
+            Next::Batch(b) => b,
+            Next::Due => continue,
+            Next::Closed => break,
+        };
         if let Some(w) = &windows {
-            // Before the acknowledgement: a position saved past an event means
-            // the windows have counted it (their state is saved first).
+            // Before the acknowledgement: a position saved past an event means the windows
+            // have counted it (their state is saved first).
             w.observe(&batch.events);
         }
-        if let Some(cp) = &batch.checkpoint {
-            positions.ack(cp);
-        }
+        let receipt = match batch.checkpoint {
+            Some(cp) => {
+                let positions = positions.clone();
+                Receipt::new(move || positions.ack(&cp))
+            }
+            None => Receipt::new(|| {}),
+        };
+        outputs.send(batch.events, &receipt);
+        receipt.accept();
     }
-    if let Some(out) = &output {
-        if let Err(e) = out.sync() {
-            tracing::error!(error = %e, "cannot sync the output file");
-        }
-    }
+    outputs.finish(Instant::now() + drain);
 }
 
-/// An output that fails is retried until it works: reading waits meanwhile,
-/// and nothing is acknowledged that was not written.
-fn write_with_retry(out: &mut FileOutput, batch: &Batch, metrics: &OutputMetrics) {
-    let mut wait = RETRY_FIRST;
-    loop {
-        match out.write(&batch.events) {
-            Ok(()) => {
-                metrics.events.inc_by(batch.events.len() as u64);
-                return;
-            }
-            Err(e) => {
-                metrics.errors.inc();
-                tracing::error!(error = %e, retry_in = ?wait, "output write failed; reading is paused until it succeeds");
-                thread::sleep(wait);
-                wait = (wait * 2).min(RETRY_MAX);
-            }
+enum Next {
+    Batch(Batch),
+    /// An output's timer came first.
+    Due,
+    Closed,
+}
+
+/// The next batch, waiting no later than `due`.
+fn next_batch(rx: &mut mpsc::Receiver<Batch>, due: Option<Instant>, runtime: &Handle) -> Next {
+    let Some(due) = due else {
+        return rx.blocking_recv().map_or(Next::Closed, Next::Batch);
+    };
+    runtime.block_on(async {
+        match tokio::time::timeout_at(due.into(), rx.recv()).await {
+            Ok(Some(b)) => Next::Batch(b),
+            Ok(None) => Next::Closed,
+            Err(_) => Next::Due,
         }
-    }
+    })
 }
 
 /// Saves positions every interval, syncing the output and saving the window

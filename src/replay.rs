@@ -40,7 +40,8 @@ pub fn replay(
     let mut buf = Vec::with_capacity(1 << 20);
     let routes: Arc<[Route]> = config.map_or_else(|| Arc::from([]), |c| c.routes.clone());
     let context_lines = routes.iter().map(|r| r.context_lines).max().unwrap_or(0);
-    let mut windows = Escalator::in_memory(routes.clone());
+    let mut windows = Escalator::in_memory(routes.clone())
+        .with_loki_labels(config.map(Config::loki_query_labels).unwrap_or_default());
     // One miner for every file, as in the agent: the same message gets one fingerprint.
     let fingerprinter = Fingerprinter::new(Some(Arc::new(Mutex::new(Miner::new(
         MinerConfig::default(),

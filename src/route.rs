@@ -332,7 +332,8 @@ impl<'e> Val<'e> {
         }
     }
 
-    fn write(&self, out: &mut String) {
+    /// Appends the value as [`Val::text`] gives it, without allocating.
+    pub fn write(&self, out: &mut String) {
         if let Some(s) = self.as_str() {
             return out.push_str(s);
         }

@@ -6,9 +6,11 @@
 //! hot path never re-parses or unwraps config input.
 
 mod diag;
+pub mod loki;
 pub mod units;
 
 pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret, nearest};
+pub use loki::{Loki, LokiEncoding};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use crate::event::Origin;
 use crate::multiline::{self, Mode};
 use crate::pattern::MultilineSpec;
 use crate::route::{Inhibit, Matcher, Route};
+use crate::ship::Ship;
 use crate::source::StreamConfig;
 use crate::source::decode::Format;
 
@@ -42,10 +45,15 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub http: Option<Http>,
     pub sources: Vec<Source>,
+    /// Which events go to the outputs.
+    pub ship: Ship,
     pub output_file: Option<FileOutput>,
+    pub loki: Option<Loki>,
     pub receivers: BTreeMap<String, Receiver>,
     /// In the order written: the first that matches an event wins unless it says `continue`.
     pub routes: Arc<[Route]>,
+    /// What is valid but probably not meant (`check` prints them, `run` logs them).
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +320,7 @@ struct ConfigToml {
     patterns: Option<Vec<Spanned<String>>>,
     checkpoint_interval: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
+    ship: Option<Spanned<String>>,
     http: Option<Spanned<HttpToml>>,
     /// Never present after `split_tables`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
@@ -320,6 +329,7 @@ struct ConfigToml {
     #[serde(default, rename = "route")]
     _route: Option<toml::Value>,
     output: Option<OutputToml>,
+    loki: Option<Spanned<loki::LokiToml>>,
     #[serde(default)]
     receiver: BTreeMap<String, Spanned<ReceiverToml>>,
 }
@@ -465,6 +475,15 @@ struct RetryToml {
     max_elapsed: Option<Spanned<String>>,
 }
 
+/// The credential keys of an HTTP peer behind a proxy (`alertmanager`, `[loki]`).
+struct HttpAuthToml<'a> {
+    username: Option<&'a Spanned<String>>,
+    password: Option<&'a Spanned<String>>,
+    password_file: Option<&'a Spanned<String>>,
+    bearer_token: Option<&'a Spanned<String>>,
+    bearer_token_file: Option<&'a Spanned<String>>,
+}
+
 impl ReceiverToml {
     /// The type-specific keys present, with where they are.
     fn keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
@@ -579,9 +598,15 @@ impl Config {
             errors.push(ctx.toml_error(&e, DOC));
             ConfigToml::default()
         });
-        let mut v = Validator { ctx: &ctx, errors };
-        let config = v.config(raw, sources, routes);
+        let mut v = Validator {
+            ctx: &ctx,
+            errors,
+            warnings: Vec::new(),
+        };
+        let mut config = v.config(raw, sources, routes);
         if v.errors.is_empty() {
+            v.warnings.sort_by_key(|d| (d.line, d.col));
+            config.warnings = v.warnings;
             Ok(config)
         } else {
             v.errors.sort_by_key(|d| (d.line, d.col));
@@ -626,13 +651,28 @@ impl Config {
         if sources(self) != sources(new) {
             changed.push("source");
         }
-        if self.output_file.as_ref().map(|o| &o.path) != new.output_file.as_ref().map(|o| &o.path) {
+        if self.output_file.as_ref().map(|o| &o.path) != new.output_file.as_ref().map(|o| &o.path)
+            || self.ship != new.ship
+        {
             changed.push("output");
+        }
+        if self.loki != new.loki {
+            changed.push("loki");
         }
         if self.receivers != new.receivers {
             changed.push("receiver");
         }
         changed
+    }
+
+    /// The event keys whose values are Loki stream labels besides the sources' static labels
+    /// (`source` and `[loki] labels`), for escalations' `loki_query`; none without `[loki]`.
+    pub fn loki_query_labels(&self) -> Vec<String> {
+        self.loki.as_ref().map_or_else(Vec::new, |l| {
+            std::iter::once("source".to_string())
+                .chain(l.labels.iter().map(|p| p.field.clone()))
+                .collect()
+        })
     }
 
     /// The source whose globs match `path`, for `replay -c`.
@@ -695,11 +735,16 @@ fn split_tables<'i>(
 struct Validator<'a> {
     ctx: &'a FileCtx<'a>,
     errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
     fn ok<T>(&mut self, r: Result<T, Diagnostic>) -> Option<T> {
         r.map_err(|d| self.errors.push(d)).ok()
+    }
+
+    fn warn(&mut self, span: std::ops::Range<usize>, problem: String, fix: impl Into<String>) {
+        self.warnings.push(self.ctx.diag(span, problem, fix));
     }
 
     fn string(&mut self, v: &Spanned<String>) -> Option<String> {
@@ -805,6 +850,17 @@ impl Validator<'_> {
                 sources.push(src);
             }
         }
+        let ship = match &raw.ship {
+            None => Ship::default(),
+            Some(v) => Ship::parse(v.get_ref()).unwrap_or_else(|| {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("unknown ship `{}`", v.get_ref()),
+                    "use \"all\" (every event, the default), \"matched\" (events a pattern matched) or \"none\"",
+                ));
+                Ship::default()
+            }),
+        };
         let output_file = raw
             .output
             .and_then(|o| o.file)
@@ -812,6 +868,7 @@ impl Validator<'_> {
             .map(|p| FileOutput {
                 path: PathBuf::from(p),
             });
+        let loki = raw.loki.and_then(|l| self.loki(l, &sources));
         let receiver_names: Vec<String> = raw.receiver.keys().cloned().collect();
         let mut receivers: BTreeMap<String, Receiver> = raw
             .receiver
@@ -839,9 +896,12 @@ impl Validator<'_> {
             shutdown_timeout,
             http: http.flatten(),
             sources,
+            ship,
             output_file,
+            loki,
             receivers,
             routes: routes.into(),
+            warnings: Vec::new(),
         }
     }
 
@@ -1366,9 +1426,12 @@ impl Validator<'_> {
     }
 
     /// `headers = { Name = "value" }`: values may hold tokens, so they are secrets (`${VAR}`).
+    /// Besides Content-Type, Content-Length, Host and X-Logward-*, the names in `reserved`
+    /// (lowercase) are set by logward and cannot be given.
     fn headers(
         &mut self,
         h: Option<&Spanned<BTreeMap<String, Spanned<String>>>>,
+        reserved: &[&str],
     ) -> Option<Vec<(String, Secret)>> {
         let Some(h) = h else { return Some(Vec::new()) };
         let mut out = Vec::new();
@@ -1376,16 +1439,16 @@ impl Validator<'_> {
         for (name, value) in h.get_ref() {
             let lower = name.to_ascii_lowercase();
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || lower == "content-type"
-                || lower == "content-length"
-                || lower == "host"
+                || ["content-type", "content-length", "host"].contains(&lower.as_str())
+                || reserved.contains(&lower.as_str())
                 || lower.starts_with("x-logward-")
             {
                 ok = false;
+                let also: String = reserved.iter().map(|r| format!(", {r}")).collect();
                 self.errors.push(self.ctx.diag(
                     value.span(),
                     format!("`{name}` cannot be a custom header"),
-                    "use a valid header name other than Content-Type, Content-Length, Host and X-Logward-*",
+                    format!("use a valid header name other than Content-Type, Content-Length, Host{also} and X-Logward-*"),
                 ));
                 continue;
             }
@@ -1510,7 +1573,7 @@ impl Validator<'_> {
                 let secret = self.ok(secret);
                 let mention = self.mentions(r.mention.as_ref());
                 let explore_url = self.explore_url(r.explore_url.as_ref());
-                let headers = self.headers(r.headers.as_ref());
+                let headers = self.headers(r.headers.as_ref(), &[]);
                 let (url, secret, mention, explore_url, headers) =
                     (url?, secret?, mention?, explore_url?, headers?);
                 match web {
@@ -1640,18 +1703,41 @@ impl Validator<'_> {
                 ));
             }
         }
+        let auth = self.http_auth(
+            span,
+            HttpAuthToml {
+                username: r.username.as_ref(),
+                password: r.password.as_ref(),
+                password_file: r.password_file.as_ref(),
+                bearer_token: r.bearer_token.as_ref(),
+                bearer_token_file: r.bearer_token_file.as_ref(),
+            },
+        );
+        (self.errors.len() == before).then_some(Alertmanager {
+            urls,
+            labels_from,
+            auth,
+            resolve_after,
+        })
+    }
+
+    /// `username` + `password`(`_file`), or `bearer_token`(`_file`), or neither; `None` after
+    /// reporting a problem (`span` is the table's).
+    fn http_auth(
+        &mut self,
+        span: std::ops::Range<usize>,
+        keys: HttpAuthToml<'_>,
+    ) -> Option<HttpAuth> {
         let password = self
             .ctx
-            .secret("password", r.password.as_ref(), r.password_file.as_ref());
+            .secret("password", keys.password, keys.password_file);
         let password = self.ok(password);
-        let bearer = self.ctx.secret(
-            "bearer_token",
-            r.bearer_token.as_ref(),
-            r.bearer_token_file.as_ref(),
-        );
+        let bearer = self
+            .ctx
+            .secret("bearer_token", keys.bearer_token, keys.bearer_token_file);
         let bearer = self.ok(bearer);
-        let username = r.username.as_ref().and_then(|u| self.string(u));
-        let auth = match (username, password.flatten(), bearer.flatten()) {
+        let username = keys.username.and_then(|u| self.string(u));
+        match (username, password.flatten(), bearer.flatten()) {
             (None, None, None) => None,
             (None, None, Some(t)) => Some(HttpAuth::Bearer(t)),
             (Some(username), Some(password), None) => Some(HttpAuth::Basic { username, password }),
@@ -1667,7 +1753,7 @@ impl Validator<'_> {
                 self.errors.push(self.ctx.diag(
                     span.clone(),
                     "`username` without `password`",
-                    "add password_file = \"/etc/logward/alertmanager-password\", or remove `username`",
+                    "add password_file = \"/etc/logward/password\", or remove `username`",
                 ));
                 None
             }
@@ -1679,13 +1765,7 @@ impl Validator<'_> {
                 ));
                 None
             }
-        };
-        (self.errors.len() == before).then_some(Alertmanager {
-            urls,
-            labels_from,
-            auth,
-            resolve_after,
-        })
+        }
     }
 
     /// The keys of `type = "email"`; every problem is reported before giving up.

@@ -90,7 +90,7 @@ impl Poster {
                         reason: format!(
                             "receiver `{}`: cannot build an HTTP client: {}",
                             self.receiver,
-                            chain(e)
+                            error_chain(e)
                         ),
                     })?;
                 self.client.insert(built)
@@ -104,7 +104,11 @@ impl Poster {
         }
         let resp = req.body(body).send().map_err(|e| Outcome::Retry {
             after: None,
-            reason: format!("receiver `{}`: POST failed: {}", self.receiver, chain(e)),
+            reason: format!(
+                "receiver `{}`: POST failed: {}",
+                self.receiver,
+                error_chain(e)
+            ),
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -141,7 +145,7 @@ impl Poster {
 }
 
 /// An error and its causes, without the URL reqwest puts in its message.
-fn chain(e: reqwest::Error) -> String {
+pub fn error_chain(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let e = e.without_url();
     let mut parts = vec![e.to_string()];

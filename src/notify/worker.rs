@@ -72,17 +72,17 @@ impl RetryPolicy {
 }
 
 /// A small xorshift generator for jitter: no cryptographic quality needed.
-struct Jitter(u64);
+pub struct Jitter(u64);
 
 impl Jitter {
-    fn seeded(name: &str) -> Jitter {
+    pub fn seeded(name: &str) -> Jitter {
         let now = Timestamp::now().as_nanos().to_le_bytes();
         let seed = xxhash_rust::xxh3::xxh3_64(&[name.as_bytes(), &now].concat());
         Jitter(seed | 1)
     }
 
     /// A uniform draw in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub fn unit(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -2,14 +2,22 @@
 //!
 //! A batch is written with a single `write_all` of whole lines, so a crash
 //! leaves at most one torn line at the end; it is cut off at the next start,
-//! and since its batch was never acknowledged, it is delivered again.
+//! and since its batch was never acknowledged, it is delivered again. A write
+//! that fails is retried until it works: reading waits meanwhile.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use super::{Output, Receipt};
 use crate::event::Event;
+use crate::metrics::OutputMetrics;
+
+/// The first and the longest wait between retries of a failed write.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 #[error("output file {}: {source}", path.display())]
@@ -37,11 +45,12 @@ pub struct FileOutput {
     path: PathBuf,
     file: File,
     buf: Vec<u8>,
+    metrics: OutputMetrics,
 }
 
 impl FileOutput {
     /// Opens the file for appending, creating its directory, and cuts a torn last line.
-    pub fn open(path: &Path) -> Result<FileOutput, FileOutputError> {
+    pub fn open(path: &Path, metrics: OutputMetrics) -> Result<FileOutput, FileOutputError> {
         let err = |source| FileOutputError {
             path: path.to_path_buf(),
             source,
@@ -57,6 +66,7 @@ impl FileOutput {
             path: path.to_path_buf(),
             file,
             buf: Vec::with_capacity(1 << 20),
+            metrics,
         })
     }
 
@@ -98,6 +108,33 @@ impl FileOutput {
     }
 }
 
+impl Output for FileOutput {
+    /// Appends the events, retrying until it works; the kernel holds them when it accepts.
+    fn send(&mut self, events: &[Event], receipt: Receipt) {
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.write(events) {
+                Ok(()) => {
+                    self.metrics.events.inc_by(events.len() as u64);
+                    return receipt.accept();
+                }
+                Err(e) => {
+                    self.metrics.errors.inc();
+                    tracing::error!(error = %e, retry_in = ?wait, "output write failed; reading is paused until it succeeds");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, _deadline: Instant) {
+        if let Err(e) = self.sync() {
+            tracing::error!(error = %e, "cannot sync the output file");
+        }
+    }
+}
+
 /// Truncates the file after its last `\n`, if it does not end with one; returns the number of
 /// bytes cut.
 pub(crate) fn cut_torn_line(file: &mut File) -> io::Result<u64> {
@@ -135,7 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("out.ndjson");
         std::fs::write(&p, b"{\"a\":1}\n{\"a\":").unwrap();
-        drop(FileOutput::open(&p).unwrap());
+        drop(FileOutput::open(&p, crate::metrics::Metrics::new().output("file")).unwrap());
         assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\":1}\n");
     }
 }
