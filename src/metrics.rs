@@ -471,7 +471,7 @@ impl Metrics {
         );
         r.register(
             "loki_dropped_entries",
-            "Entries dropped on purpose, by reason: rejected (400 or another refusal), too_large (413 for one entry), retries_exhausted (max_retries), spool_full (stdin spool over spool_size)",
+            "Entries dropped on purpose, by reason: rejected (400 or another refusal), too_large (413 for one entry), retries_exhausted (max_retries)",
             m.loki.dropped.clone(),
         );
         r.register(

@@ -5,8 +5,10 @@
 //! allocate per event: an event's labels are written into buffers that are reused.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::event::Event;
 use crate::route::value_of;
@@ -102,13 +104,44 @@ pub struct Promoted {
 
 /// The labels of one event, built in reused buffers: names and values go into one string,
 /// then the pairs are sorted by name, a later label replacing an earlier one of its name.
+/// An event with the labels of the one before (most events of a batch) reuses its set.
 #[derive(Debug, Default)]
 pub struct LabelSet {
+    host: String,
     text: String,
     pairs: Vec<Pair>,
     selector: String,
     /// Labels left out of the last event's set to keep within [`MAX_LABELS`].
     dropped: usize,
+    made: Made,
+    next: Made,
+}
+
+/// What a set was made of: the event's static labels and source (the `Arc`s themselves, held
+/// so that their addresses cannot be another's) and its promoted values, one after the other
+/// with where each ends.
+#[derive(Debug, Default)]
+struct Made {
+    labels: Option<Arc<BTreeMap<String, String>>>,
+    source: Option<Arc<str>>,
+    promoted: String,
+    ends: Vec<usize>,
+}
+
+impl Made {
+    fn same_as(&self, other: &Made) -> bool {
+        let ptr_eq = |a: &Option<Arc<_>>, b: &Option<Arc<_>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        ptr_eq(&self.labels, &other.labels)
+            && match (&self.source, &other.source) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+            && self.promoted == other.promoted
+            && self.ends == other.ends
+    }
 }
 
 #[derive(Debug)]
@@ -126,12 +159,37 @@ enum Keep {
 }
 
 impl LabelSet {
+    /// The label sets of the events of this `host`.
+    pub fn new(host: String) -> LabelSet {
+        LabelSet {
+            host,
+            ..LabelSet::default()
+        }
+    }
+
     /// Takes the labels of `ev`: `host` and `source`, then the source's static labels, then
-    /// the promoted fields the event has.
-    pub fn set_event(&mut self, ev: &Event, host: &str, promoted: &[Promoted]) {
+    /// the promoted fields the event has. Returns whether they differ from the last event's.
+    pub fn set_event(&mut self, ev: &Event, promoted: &[Promoted]) -> bool {
+        let next = &mut self.next;
+        next.promoted.clear();
+        next.ends.clear();
+        for p in promoted {
+            if let Some(v) = value_of(&p.field, ev) {
+                v.write(&mut next.promoted);
+            }
+            next.ends.push(next.promoted.len());
+        }
+        next.labels = Some(ev.labels.clone());
+        next.source = Some(ev.source.clone());
+        if self.next.same_as(&self.made) {
+            return false;
+        }
+        std::mem::swap(&mut self.made, &mut self.next);
         self.text.clear();
         self.pairs.clear();
-        self.push(Keep::Always, "host", |out| out.push_str(host));
+        let host = std::mem::take(&mut self.host);
+        self.push(Keep::Always, "host", |out| out.push_str(&host));
+        self.host = host;
         self.push(Keep::Always, "source", |out| out.push_str(&ev.source));
         for (name, value) in ev.labels.iter() {
             self.push(Keep::Static, name, |out| out.push_str(value));
@@ -142,6 +200,7 @@ impl LabelSet {
             }
         }
         self.finish();
+        true
     }
 
     /// How many labels the last event had beyond [`MAX_LABELS`] (static ones of the source or
@@ -277,16 +336,25 @@ mod tests {
                 name: "ci_run_id".into(),
             },
         ];
-        let mut set = LabelSet::default();
-        set.set_event(&ev, "web-1", &promoted);
+        let mut set = LabelSet::new("web-1".into());
+        assert!(set.set_event(&ev, &promoted));
         assert_eq!(
             set.selector(),
             r#"{host="web-1", job_name="ci", level="error", service="api", source="builds"}"#
         );
         assert_eq!(set.pairs().count(), 5);
+        assert!(
+            !set.set_event(&ev.clone(), &promoted),
+            "the same labels again"
+        );
         ev.service = None;
-        set.set_event(&ev, "web-1", &promoted);
+        assert!(set.set_event(&ev, &promoted));
         assert!(set.selector().contains(r#"service="static""#));
+        ev.service = Some("static".into());
+        assert!(
+            set.set_event(&ev, &promoted),
+            "the same selector, but made of other values"
+        );
     }
 
     #[test]
@@ -305,8 +373,8 @@ mod tests {
             field: "level".into(),
             name: "level".into(),
         }];
-        let mut set = LabelSet::default();
-        set.set_event(&ev, "h", &promoted);
+        let mut set = LabelSet::new("h".into());
+        set.set_event(&ev, &promoted);
         assert_eq!(set.pairs().count(), MAX_LABELS);
         assert_eq!(set.dropped(), 8);
         let names: Vec<&str> = set.pairs().map(|(n, _)| n).collect();

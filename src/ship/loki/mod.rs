@@ -79,7 +79,6 @@ struct Shared {
 /// The Loki output, on the delivery thread.
 pub struct LokiOutput {
     shared: Arc<Shared>,
-    host: String,
     labels: LabelSet,
     gathering: Gathering,
     handoff: Handoff,
@@ -131,20 +130,20 @@ impl LokiOutput {
                 label_cap_warned: false,
             },
             shared,
-            host: crate::escalation::hostname(),
-            labels: LabelSet::default(),
+            labels: LabelSet::new(crate::escalation::hostname()),
             gathering: Gathering::default(),
         })
     }
 
-    /// Adds one event to the push being gathered (the stream of the labels just set).
-    fn add(&mut self, ev: &Event, now: Timestamp) {
+    /// Adds one event to the push being gathered (the stream of the labels just set; `again`:
+    /// the same labels as the last event's).
+    fn add(&mut self, ev: &Event, again: bool, now: Timestamp) {
         let s = &*self.shared;
         let c = &s.config;
         let line = cut(&ev.line, c.max_line_size);
         let (ts, original) = stamp(ev.ts, ev.read_at, now, c.max_sample_age, c.max_future);
         self.gathering.add(
-            self.labels.selector(),
+            (self.labels.selector(), again),
             self.labels.pairs(),
             ts.as_nanos(),
             ev.read_at,
@@ -176,13 +175,13 @@ impl Output for LokiOutput {
         let now = Timestamp::now();
         let mut holding = false;
         for ev in events {
-            self.labels.set_event(ev, &self.host, &c.labels);
+            let again = !self.labels.set_event(ev, &c.labels);
             if self.labels.dropped() > 0 {
                 self.handoff.warn_label_cap(self.labels.dropped());
             }
             let g = &self.gathering;
             let full = g.bytes() + ev.line.len().min(c.max_line_size) > c.batch_size;
-            let new_stream = !g.has_stream(self.labels.selector());
+            let new_stream = !g.has_stream(self.labels.selector(), again);
             let streams_full = new_stream && g.streams() >= c.max_streams_per_push;
             if !g.is_empty() && (full || streams_full) {
                 if streams_full {
@@ -195,7 +194,7 @@ impl Output for LokiOutput {
                 self.gathering.hold(receipt.share());
                 holding = true;
             }
-            self.add(ev, now);
+            self.add(ev, again, now);
         }
         receipt.accept();
     }

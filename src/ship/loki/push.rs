@@ -116,6 +116,8 @@ pub struct Gathering {
     receipts: Vec<Receipt>,
     started: Option<Instant>,
     oldest_read: Option<Timestamp>,
+    /// The stream of the last entry.
+    last: Option<usize>,
 }
 
 impl Gathering {
@@ -132,8 +134,9 @@ impl Gathering {
         self.streams.len()
     }
 
-    pub fn has_stream(&self, selector: &str) -> bool {
-        self.index.contains_key(selector)
+    /// Whether the push has the stream `selector`; `again`: it is the last entry's.
+    pub fn has_stream(&self, selector: &str, again: bool) -> bool {
+        (again && self.last.is_some()) || self.index.contains_key(selector)
     }
 
     /// When the first entry came.
@@ -146,19 +149,23 @@ impl Gathering {
         self.receipts.push(receipt);
     }
 
-    /// Adds an entry to the stream `selector` (whose labels are `labels` when it is new);
-    /// `meta` adds its structured metadata.
+    /// Adds an entry to the stream `selector` (whose labels are `labels` when it is new; `again`:
+    /// the last entry's stream); `meta` adds its structured metadata.
     pub fn add<'l>(
         &mut self,
-        selector: &str,
+        (selector, again): (&str, bool),
         labels: impl Iterator<Item = (&'l str, &'l str)>,
         ts: i64,
         read_at: Timestamp,
         line: &str,
         meta: impl FnOnce(&mut MetaWriter<'_>),
     ) {
-        let stream = match self.index.get(selector) {
-            Some(&i) => i,
+        let known = match self.last {
+            Some(i) if again => Some(i),
+            _ => self.index.get(selector).copied(),
+        };
+        let stream = match known {
+            Some(i) => i,
             None => {
                 self.streams.push(Stream {
                     selector: selector.to_string(),
@@ -187,6 +194,7 @@ impl Gathering {
             meta: first_meta..self.meta.len(),
         });
         self.entries += 1;
+        self.last = Some(stream);
         self.started.get_or_insert_with(Instant::now);
         self.oldest_read = Some(self.oldest_read.map_or(read_at, |o| o.min(read_at)));
     }
@@ -456,7 +464,7 @@ mod tests {
         let names = names();
         let read = Timestamp::from_nanos(5);
         g.add(
-            "{job=\"a\"}",
+            ("{job=\"a\"}", false),
             [("job", "a")].into_iter(),
             1_700_000_000_123_456_789,
             read,
@@ -464,7 +472,7 @@ mod tests {
             |m| m.add(names.index("ci_run_id"), |o| o.push_str("4711")),
         );
         g.add(
-            "{job=\"b\"}",
+            ("{job=\"b\"}", false),
             [("job", "b")].into_iter(),
             2,
             read,
@@ -472,7 +480,7 @@ mod tests {
             |_| {},
         );
         g.add(
-            "{job=\"a\"}",
+            ("{job=\"a\"}", false),
             [("job", "a")].into_iter(),
             3,
             read,
