@@ -5,7 +5,6 @@
 //! allocate per event: an event's labels are written into buffers that are reused.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
@@ -104,7 +103,6 @@ pub struct Promoted {
 
 /// The labels of one event, built in reused buffers: names and values go into one string,
 /// then the pairs are sorted by name, a later label replacing an earlier one of its name.
-/// An event with the labels of the one before (most events of a batch) reuses its set.
 #[derive(Debug, Default)]
 pub struct LabelSet {
     host: String,
@@ -113,34 +111,33 @@ pub struct LabelSet {
     selector: String,
     /// Labels left out of the last event's set to keep within [`MAX_LABELS`].
     dropped: usize,
-    made: Made,
-    next: Made,
 }
 
-/// What a set was made of: the event's static labels and source (the `Arc`s themselves, held
-/// so that their addresses cannot be another's) and its promoted values, one after the other
-/// with where each ends.
-#[derive(Debug, Default)]
-struct Made {
-    labels: Option<Arc<BTreeMap<String, String>>>,
-    source: Option<Arc<str>>,
+/// What an event's label set is made of, cheaper to compare than the set: the addresses of
+/// its static labels and source (the caller holds those `Arc`s while it keeps the key, so no
+/// other can take their address) and its promoted values, one after the other with where
+/// each ends. Events with equal keys have equal label sets.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
+pub struct LabelKey {
+    labels: usize,
+    source: usize,
     promoted: String,
     ends: Vec<usize>,
 }
 
-impl Made {
-    fn same_as(&self, other: &Made) -> bool {
-        let ptr_eq = |a: &Option<Arc<_>>, b: &Option<Arc<_>>| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        ptr_eq(&self.labels, &other.labels)
-            && match (&self.source, &other.source) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
+impl LabelKey {
+    /// Takes the key of `ev`.
+    pub fn set(&mut self, ev: &Event, promoted: &[Promoted]) {
+        self.labels = Arc::as_ptr(&ev.labels) as usize;
+        self.source = Arc::as_ptr(&ev.source).cast::<u8>() as usize;
+        self.promoted.clear();
+        self.ends.clear();
+        for p in promoted {
+            if let Some(v) = value_of(&p.field, ev) {
+                v.write(&mut self.promoted);
             }
-            && self.promoted == other.promoted
-            && self.ends == other.ends
+            self.ends.push(self.promoted.len());
+        }
     }
 }
 
@@ -168,23 +165,8 @@ impl LabelSet {
     }
 
     /// Takes the labels of `ev`: `host` and `source`, then the source's static labels, then
-    /// the promoted fields the event has. Returns whether they differ from the last event's.
-    pub fn set_event(&mut self, ev: &Event, promoted: &[Promoted]) -> bool {
-        let next = &mut self.next;
-        next.promoted.clear();
-        next.ends.clear();
-        for p in promoted {
-            if let Some(v) = value_of(&p.field, ev) {
-                v.write(&mut next.promoted);
-            }
-            next.ends.push(next.promoted.len());
-        }
-        next.labels = Some(ev.labels.clone());
-        next.source = Some(ev.source.clone());
-        if self.next.same_as(&self.made) {
-            return false;
-        }
-        std::mem::swap(&mut self.made, &mut self.next);
+    /// the promoted fields the event has.
+    pub fn set_event(&mut self, ev: &Event, promoted: &[Promoted]) {
         self.text.clear();
         self.pairs.clear();
         let host = std::mem::take(&mut self.host);
@@ -200,7 +182,6 @@ impl LabelSet {
             }
         }
         self.finish();
-        true
     }
 
     /// How many labels the last event had beyond [`MAX_LABELS`] (static ones of the source or
@@ -337,24 +318,25 @@ mod tests {
             },
         ];
         let mut set = LabelSet::new("web-1".into());
-        assert!(set.set_event(&ev, &promoted));
+        set.set_event(&ev, &promoted);
         assert_eq!(
             set.selector(),
             r#"{host="web-1", job_name="ci", level="error", service="api", source="builds"}"#
         );
         assert_eq!(set.pairs().count(), 5);
-        assert!(
-            !set.set_event(&ev.clone(), &promoted),
-            "the same labels again"
-        );
+        let (mut a, mut b) = (LabelKey::default(), LabelKey::default());
+        a.set(&ev, &promoted);
+        b.set(&ev.clone(), &promoted);
+        assert_eq!(a, b, "a clone shares the labels' Arcs");
         ev.service = None;
-        assert!(set.set_event(&ev, &promoted));
+        set.set_event(&ev, &promoted);
         assert!(set.selector().contains(r#"service="static""#));
-        ev.service = Some("static".into());
-        assert!(
-            set.set_event(&ev, &promoted),
-            "the same selector, but made of other values"
-        );
+        b.set(&ev, &promoted);
+        assert_ne!(a, b);
+        ev.service = Some("apierror".into());
+        ev.level = None;
+        b.set(&ev, &promoted);
+        assert_ne!(a, b, "values are told apart where they end");
     }
 
     #[test]

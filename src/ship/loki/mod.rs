@@ -32,7 +32,7 @@ use crate::metrics::LokiMetrics;
 use crate::notify::worker::{Jitter, RetryPolicy};
 use crate::route::value_of;
 use client::{Answer, Pusher};
-use labels::{LabelSet, cut};
+use labels::{LabelKey, LabelSet, cut};
 use push::{Gathering, MetaNames, ORIGINAL_TIMESTAMP, Push, TRUNCATED};
 
 /// How often a finishing output looks whether a push worker took its last push.
@@ -79,6 +79,7 @@ struct Shared {
 /// The Loki output, on the delivery thread.
 pub struct LokiOutput {
     shared: Arc<Shared>,
+    key: LabelKey,
     labels: LabelSet,
     gathering: Gathering,
     handoff: Handoff,
@@ -130,25 +131,20 @@ impl LokiOutput {
                 label_cap_warned: false,
             },
             shared,
+            key: LabelKey::default(),
             labels: LabelSet::new(crate::escalation::hostname()),
             gathering: Gathering::default(),
         })
     }
 
-    /// Adds one event to the push being gathered (the stream of the labels just set; `again`:
-    /// the same labels as the last event's).
-    fn add(&mut self, ev: &Event, again: bool, now: Timestamp) {
+    /// Adds one event to `stream` of the push being gathered.
+    fn add(&mut self, stream: usize, ev: &Event, now: Timestamp) {
         let s = &*self.shared;
         let c = &s.config;
         let line = cut(&ev.line, c.max_line_size);
         let (ts, original) = stamp(ev.ts, ev.read_at, now, c.max_sample_age, c.max_future);
-        self.gathering.add(
-            (self.labels.selector(), again),
-            self.labels.pairs(),
-            ts.as_nanos(),
-            ev.read_at,
-            line,
-            |m| {
+        self.gathering
+            .add(stream, ts.as_nanos(), ev.read_at, line, |m| {
                 for (i, p) in c.structured_metadata.iter().enumerate() {
                     if let Some(v) = value_of(&p.field, ev) {
                         m.add(i, |out| v.write(out));
@@ -163,38 +159,49 @@ impl LokiOutput {
                         let _ = write!(out, "{t}");
                     });
                 }
-            },
-        );
+            });
+    }
+
+    /// The stream of `ev` in the push being gathered, sending the push first when it is full
+    /// (`batch_size`) or `ev` would be one stream too many (`max_streams_per_push`).
+    fn stream_for(&mut self, ev: &Event, holding: &mut bool) -> usize {
+        let c = &self.shared.config;
+        if !self.gathering.is_empty()
+            && self.gathering.bytes() + ev.line.len().min(c.max_line_size) > c.batch_size
+        {
+            self.handoff.flush(&mut self.gathering);
+            *holding = false;
+        }
+        self.key.set(ev, &c.labels);
+        if let Some(stream) = self.gathering.stream_of(&self.key) {
+            return stream;
+        }
+        self.labels.set_event(ev, &c.labels);
+        if self.labels.dropped() > 0 {
+            self.handoff.warn_label_cap(self.labels.dropped());
+        }
+        if !self.gathering.has_stream(&self.labels)
+            && self.gathering.streams() >= c.max_streams_per_push
+        {
+            self.handoff.warn_stream_cap();
+            self.handoff.flush(&mut self.gathering);
+            *holding = false;
+        }
+        self.gathering.open_stream(&self.key, ev, &self.labels)
     }
 }
 
 impl Output for LokiOutput {
     fn send(&mut self, events: &[Event], receipt: Receipt) {
-        let shared = self.shared.clone();
-        let c = &shared.config;
         let now = Timestamp::now();
         let mut holding = false;
         for ev in events {
-            let again = !self.labels.set_event(ev, &c.labels);
-            if self.labels.dropped() > 0 {
-                self.handoff.warn_label_cap(self.labels.dropped());
-            }
-            let g = &self.gathering;
-            let full = g.bytes() + ev.line.len().min(c.max_line_size) > c.batch_size;
-            let new_stream = !g.has_stream(self.labels.selector(), again);
-            let streams_full = new_stream && g.streams() >= c.max_streams_per_push;
-            if !g.is_empty() && (full || streams_full) {
-                if streams_full {
-                    self.handoff.warn_stream_cap();
-                }
-                self.handoff.flush(&mut self.gathering);
-                holding = false;
-            }
+            let stream = self.stream_for(ev, &mut holding);
             if !holding {
                 self.gathering.hold(receipt.share());
                 holding = true;
             }
-            self.add(ev, again, now);
+            self.add(stream, ev, now);
         }
         receipt.accept();
     }

@@ -16,8 +16,8 @@ use prost::Message;
 use prost::bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use super::labels::{MAX_VALUE_BYTES, cut, push_quoted};
-use crate::event::Timestamp;
+use super::labels::{LabelKey, LabelSet, MAX_VALUE_BYTES, cut, push_quoted};
+use crate::event::{Event, Timestamp};
 use crate::ship::Receipt;
 use crate::ship::logproto::{self, EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
 
@@ -116,8 +116,16 @@ pub struct Gathering {
     receipts: Vec<Receipt>,
     started: Option<Instant>,
     oldest_read: Option<Timestamp>,
-    /// The stream of the last entry.
-    last: Option<usize>,
+    /// The stream of each label key met, with the `Arc`s whose addresses the key holds (kept
+    /// alive, so that no other can take them while the key is here).
+    by_key: HashMap<LabelKey, KeyedStream>,
+}
+
+#[derive(Debug)]
+struct KeyedStream {
+    stream: usize,
+    _labels: Arc<std::collections::BTreeMap<String, String>>,
+    _source: Arc<str>,
 }
 
 impl Gathering {
@@ -134,9 +142,43 @@ impl Gathering {
         self.streams.len()
     }
 
-    /// Whether the push has the stream `selector`; `again`: it is the last entry's.
-    pub fn has_stream(&self, selector: &str, again: bool) -> bool {
-        (again && self.last.is_some()) || self.index.contains_key(selector)
+    /// The stream of the events with label key `key`, if the push has it.
+    pub fn stream_of(&self, key: &LabelKey) -> Option<usize> {
+        self.by_key.get(key).map(|k| k.stream)
+    }
+
+    /// Whether the push has a stream with the labels of `set`.
+    pub fn has_stream(&self, set: &LabelSet) -> bool {
+        self.index.contains_key(set.selector())
+    }
+
+    /// The stream of `set` (made now if new), which `ev`'s label key `key` leads to from now on.
+    pub fn open_stream(&mut self, key: &LabelKey, ev: &Event, set: &LabelSet) -> usize {
+        let stream = match self.index.get(set.selector()) {
+            Some(&i) => i,
+            None => {
+                self.streams.push(Stream {
+                    selector: set.selector().to_string(),
+                    labels: set
+                        .pairs()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                    entries: Vec::new(),
+                });
+                self.index
+                    .insert(set.selector().to_string(), self.streams.len() - 1);
+                self.streams.len() - 1
+            }
+        };
+        self.by_key.insert(
+            key.clone(),
+            KeyedStream {
+                stream,
+                _labels: ev.labels.clone(),
+                _source: ev.source.clone(),
+            },
+        );
+        stream
     }
 
     /// When the first entry came.
@@ -149,36 +191,16 @@ impl Gathering {
         self.receipts.push(receipt);
     }
 
-    /// Adds an entry to the stream `selector` (whose labels are `labels` when it is new; `again`:
-    /// the last entry's stream); `meta` adds its structured metadata.
-    pub fn add<'l>(
+    /// Adds an entry to `stream` (from [`Gathering::stream_of`] or [`Gathering::open_stream`]);
+    /// `meta` adds its structured metadata.
+    pub fn add(
         &mut self,
-        (selector, again): (&str, bool),
-        labels: impl Iterator<Item = (&'l str, &'l str)>,
+        stream: usize,
         ts: i64,
         read_at: Timestamp,
         line: &str,
         meta: impl FnOnce(&mut MetaWriter<'_>),
     ) {
-        let known = match self.last {
-            Some(i) if again => Some(i),
-            _ => self.index.get(selector).copied(),
-        };
-        let stream = match known {
-            Some(i) => i,
-            None => {
-                self.streams.push(Stream {
-                    selector: selector.to_string(),
-                    labels: labels
-                        .map(|(n, v)| (n.to_string(), v.to_string()))
-                        .collect(),
-                    entries: Vec::new(),
-                });
-                self.index
-                    .insert(selector.to_string(), self.streams.len() - 1);
-                self.streams.len() - 1
-            }
-        };
         let start = self.text.len();
         self.text.push_str(line);
         let line = start..self.text.len();
@@ -194,7 +216,6 @@ impl Gathering {
             meta: first_meta..self.meta.len(),
         });
         self.entries += 1;
-        self.last = Some(stream);
         self.started.get_or_insert_with(Instant::now);
         self.oldest_read = Some(self.oldest_read.map_or(read_at, |o| o.min(read_at)));
     }
@@ -453,44 +474,46 @@ impl Serialize for JsonBody<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Origin, Record};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn names() -> MetaNames {
         MetaNames::new(["ci_run_id".to_string()])
+    }
+
+    /// The stream of events whose source `s` has the static label `job`; a new event (and
+    /// `Arc`) each time, so a second call finds the stream by its labels, not its key.
+    fn stream(g: &mut Gathering, job: &str) -> usize {
+        let labels = BTreeMap::from([("job".to_string(), job.to_string())]);
+        let origin = Origin::new("s".into(), None, Arc::new(labels));
+        let ev = Event::from_record(Record::text(0, String::new()), &origin, Timestamp::now());
+        let mut set = LabelSet::new("h".into());
+        set.set_event(&ev, &[]);
+        let mut key = LabelKey::default();
+        key.set(&ev, &[]);
+        assert_eq!(g.stream_of(&key), None);
+        let stream = g.open_stream(&key, &ev, &set);
+        assert_eq!(g.stream_of(&key), Some(stream));
+        stream
     }
 
     fn gathered() -> Push {
         let mut g = Gathering::default();
         let names = names();
         let read = Timestamp::from_nanos(5);
-        g.add(
-            ("{job=\"a\"}", false),
-            [("job", "a")].into_iter(),
-            1_700_000_000_123_456_789,
-            read,
-            "first line",
-            |m| m.add(names.index("ci_run_id"), |o| o.push_str("4711")),
-        );
-        g.add(
-            ("{job=\"b\"}", false),
-            [("job", "b")].into_iter(),
-            2,
-            read,
-            "second",
-            |_| {},
-        );
-        g.add(
-            ("{job=\"a\"}", false),
-            [("job", "a")].into_iter(),
-            3,
-            read,
-            "third has \"quotes\"",
-            |m| {
-                m.add(names.index(TRUNCATED), |o| o.push_str("true"));
-                m.add(names.index(TRUNCATED), |o| o.push_str("twice"));
-                m.add(names.index("ci_run_id"), |_| {});
-            },
-        );
+        let a = stream(&mut g, "a");
+        g.add(a, 1_700_000_000_123_456_789, read, "first line", |m| {
+            m.add(names.index("ci_run_id"), |o| o.push_str("4711"))
+        });
+        let b = stream(&mut g, "b");
+        g.add(b, 2, read, "second", |_| {});
+        let a = stream(&mut g, "a");
+        g.add(a, 3, read, "third has \"quotes\"", |m| {
+            m.add(names.index(TRUNCATED), |o| o.push_str("true"));
+            m.add(names.index(TRUNCATED), |o| o.push_str("twice"));
+            m.add(names.index("ci_run_id"), |_| {});
+        });
         g.seal(1)
     }
 
@@ -502,7 +525,7 @@ mod tests {
         let req = PushRequest::decode(raw.as_slice()).unwrap();
         assert_eq!(req.streams.len(), 2);
         let a = &req.streams[0];
-        assert_eq!(a.labels, "{job=\"a\"}");
+        assert_eq!(a.labels, "{host=\"h\", job=\"a\", source=\"s\"}");
         assert_eq!(
             a.entries.len(),
             2,
@@ -536,10 +559,10 @@ mod tests {
         assert_eq!(
             v,
             json!({"streams": [
-                {"stream": {"job": "a"}, "values": [
+                {"stream": {"host": "h", "job": "a", "source": "s"}, "values": [
                     ["1700000000123456789", "first line", {"ci_run_id": "4711"}],
                     ["3", "third has \"quotes\"", {"truncated": "true"}]]},
-                {"stream": {"job": "b"}, "values": [["2", "second"]]}
+                {"stream": {"host": "h", "job": "b", "source": "s"}, "values": [["2", "second"]]}
             ]})
         );
     }
