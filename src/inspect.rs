@@ -185,7 +185,7 @@ fn explain_event(
         Some(p) => writeln!(out, "match      `{p}`")?,
         None => writeln!(
             out,
-            "match      none: the event is unmatched (matched = false); it is still shipped when ship = \"all\""
+            "match      none: the event is unmatched (matched = false); it is shipped unless ship = \"matched\" or \"none\""
         )?,
     }
     writeln!(
