@@ -145,7 +145,7 @@ pub async fn run(
                 metrics.notify(),
                 {
                     let delivery = delivery.clone();
-                    move |esc: &Escalation, _: &WindowsHandle| delivery.submit(esc)
+                    move |burst: &[Escalation]| delivery.submit_all(burst)
                 },
             )?;
             let _ = windows.set(running.handle());

@@ -57,6 +57,8 @@ pub struct Received {
     pub body: Value,
     /// `None` when the server accepted it; else the problem it answered with.
     pub refused: Option<String>,
+    /// When it arrived (after a scripted slow answer's wait).
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -189,6 +191,7 @@ async fn handle(
         raw: body.to_vec(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         refused: None,
+        at: std::time::Instant::now(),
     };
     let verdict = if method != Method::POST {
         Err("not a POST".to_string())
