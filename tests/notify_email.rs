@@ -93,6 +93,7 @@ impl Sink {
             password: None,
             subject_prefix: Some("[ci]".into()),
             timeout: Duration::from_secs(5),
+            template: None,
         }
     }
 }
@@ -547,6 +548,7 @@ fn a_server_that_is_down_is_retried() {
         password: Some(secret(PASSWORD)),
         subject_prefix: None,
         timeout: Duration::from_secs(2),
+        template: None,
     };
     let started = Instant::now();
     let outcome = Email::new("mail".into(), &cfg)
