@@ -2,7 +2,8 @@
 //! rustls with aws-lc-rs).
 //!
 //! Owns: the mail (a `multipart/alternative` with a text part first and an HTML part last,
-//! the subject, the threading headers), the SMTP session (STARTTLS, implicit TLS or plain to a
+//! the subject, the threading headers; with a `template`, the text part is its text and the
+//! HTML part shows that text escaped whole), the SMTP session (STARTTLS, implicit TLS or plain to a
 //! loopback host; AUTH when a username is configured) and the mapping of SMTP replies to an
 //! [`Outcome`]: 4xx and connection errors are worth retrying, 5xx are not.
 //!

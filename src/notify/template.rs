@@ -4,8 +4,8 @@
 //!
 //! Owns: compiling a template once, at config load, with strict undefined behaviour; checking
 //! it (syntax, unknown variables, one render of [`sample_escalation`]); the context it sees
-//! ([`CONTEXT_KEYS`]); and the formatter that escapes every value a template prints for the
-//! receiver's [`Markup`].
+//! (the escalation's [`KEYS`] and `explore_url`); and the formatter that escapes every value a
+//! template prints for the receiver's [`Markup`].
 //!
 //! Must not: build a provider's payload or its envelope (headline, colour, mentions: each
 //! sender does), or let a value reach the output unescaped. The formatter escapes whatever the
@@ -22,48 +22,14 @@ use minijinja::{Environment, Output, State, UndefinedBehavior};
 
 use super::render;
 use crate::escalation::{Escalation, KEYS, sample_escalation};
+use crate::event::KEYS as EVENT_KEYS;
 
-/// The variables a template sees: the escalation's keys (SPEC §5) and the receiver's link.
-pub const CONTEXT_KEYS: [&str; 19] = [
-    "route",
-    "receiver",
-    "kind",
-    "group",
-    "fingerprint",
-    "level",
-    "service",
-    "ci_run_id",
-    "pattern",
-    "message",
-    "count",
-    "suppressed",
-    "first_seen",
-    "last_seen",
-    "sample",
-    "context",
-    "loki_query",
-    "host",
-    "explore_url",
-];
+/// The variable that holds the receiver's explore link; the others are the escalation's keys
+/// ([`KEYS`], SPEC §5).
+const LINK: &str = "explore_url";
 
-/// The keys of `sample` (the event keys of SPEC §4 and the stream's labels).
-const SAMPLE_KEYS: [&str; 15] = [
-    "ts",
-    "source",
-    "path",
-    "offset",
-    "line",
-    "level",
-    "service",
-    "ci_run_id",
-    "pattern",
-    "matched",
-    "message",
-    "template",
-    "fingerprint",
-    "fields",
-    "labels",
-];
+/// The keys of `sample` besides the event keys of SPEC §4.
+const SAMPLE_EXTRA: &str = "labels";
 
 /// Instructions one render may run: far more than any message needs, so that a loop over a
 /// large `range` fails (at `check`) instead of holding up the receiver's thread.
@@ -188,7 +154,7 @@ impl Template {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
-        env.set_formatter(move |out, state, value| format(markup, out, state, value));
+        env.set_formatter(move |out, state, value| print_value(markup, out, state, value));
         env.add_template_owned(NAME, source.to_string())
             .map_err(|e| vec![problem(&e)])?;
         let template = Template {
@@ -225,17 +191,17 @@ impl Template {
             let mut parts = name.split('.');
             let top = parts.next().unwrap_or("");
             let known = match (top, parts.next()) {
-                ("sample", Some(key)) => SAMPLE_KEYS.contains(&key),
-                (top, _) => CONTEXT_KEYS.contains(&top) || globals.contains(&top),
+                ("sample", Some(key)) => EVENT_KEYS.contains(&key) || key == SAMPLE_EXTRA,
+                (top, _) => KEYS.contains(&top) || top == LINK || globals.contains(&top),
             };
             if !known {
                 out.push(Problem {
                     line: first_line_of(&self.source, &name),
                     problem: format!("unknown variable `{name}`"),
                     fix: format!(
-                        "use one of {}, and sample.{}; {DOC}",
-                        CONTEXT_KEYS.join(", "),
-                        SAMPLE_KEYS.join(", sample.")
+                        "use one of {}, {LINK}, and sample.{}, sample.{SAMPLE_EXTRA}; {DOC}",
+                        KEYS.join(", "),
+                        EVENT_KEYS.join(", sample."),
                     ),
                 });
             }
@@ -277,7 +243,7 @@ impl Template {
 /// The formatter: every value printed is escaped for `markup`, whether marked safe or not and
 /// whatever the auto-escape state, except the explore link, which is made safe as a link.
 /// `none` prints nothing.
-fn format(
+fn print_value(
     markup: Markup,
     out: &mut Output,
     _state: &State,
@@ -293,7 +259,7 @@ fn format(
     out.write_str(&text).map_err(minijinja::Error::from)
 }
 
-/// The context of one render: [`CONTEXT_KEYS`], with the escalation's values as its NDJSON has
+/// The context of one render: the escalation's [`KEYS`] and [`LINK`], with its values as its NDJSON has
 /// them (times in RFC 3339, the level's name, the fingerprint in hex).
 fn context(esc: &Escalation, link: Option<String>) -> Value {
     let json = serde_json::to_value(esc).unwrap_or_default();
@@ -302,7 +268,7 @@ fn context(esc: &Escalation, link: Option<String>) -> Value {
         .map(|&k| (k, Value::from_serialize(&json[k])))
         .collect();
     let link = link.map_or(Value::from(()), |l| Value::from_object(Link(l)));
-    ctx.insert("explore_url", link);
+    ctx.insert(LINK, link);
     Value::from_iter(ctx)
 }
 
@@ -436,8 +402,9 @@ mod tests {
 
     #[test]
     fn the_context_has_every_documented_key() {
-        let source: String = CONTEXT_KEYS
+        let source: String = KEYS
             .iter()
+            .chain([&LINK])
             .map(|k| format!("{k}={{{{ {k} }}}};"))
             .collect();
         let out = render(&source, Markup::Text, "ERROR db timeout");
@@ -450,11 +417,13 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("explore_url=;"), "{out}");
-        let sample: String = SAMPLE_KEYS
+        let sample: String = EVENT_KEYS
             .iter()
+            .chain([&SAMPLE_EXTRA])
             .map(|k| format!("{{{{ sample.{k} }}}}"))
             .collect();
-        render(&sample, Markup::Text, "ERROR x");
+        let out = render(&sample, Markup::Text, "ERROR x");
+        assert!(out.contains("ERROR x") && out.contains("jenkins"), "{out}");
     }
 
     #[test]
