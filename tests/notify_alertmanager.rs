@@ -169,6 +169,7 @@ fn escalation(host: &str, kind: Kind, first: Timestamp, last: Timestamp) -> Esca
         context: vec!["INFO connecting to db".into()],
         loki_query: "{job=\"jenkins\"} |= \"ERROR db timeout after\"".into(),
         host: host.into(),
+        mention: Vec::new(),
     }
 }
 

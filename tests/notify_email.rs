@@ -93,6 +93,7 @@ impl Sink {
             password: None,
             subject_prefix: Some("[ci]".into()),
             timeout: Duration::from_secs(5),
+            template: None,
         }
     }
 }
@@ -547,6 +548,7 @@ fn a_server_that_is_down_is_retried() {
         password: Some(secret(PASSWORD)),
         subject_prefix: None,
         timeout: Duration::from_secs(2),
+        template: None,
     };
     let started = Instant::now();
     let outcome = Email::new("mail".into(), &cfg)
@@ -588,4 +590,86 @@ fn tls_modes_fail_closed_against_a_plain_server_without_panicking() {
         "a TLS handshake with a plain server fails: {outcome:?}"
     );
     assert!(sink.mails().is_empty(), "nothing was sent in clear text");
+}
+
+/// `logward run` with a `template`: the text part is the template's text, the HTML part shows
+/// the same text escaped whole, and a log line's markup stays text in both.
+#[test]
+fn run_mails_a_templates_text_and_shows_the_same_text_as_html() {
+    let sink = Sink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("logward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{state}"
+checkpoint_interval = "100ms"
+
+[[source]]
+name = "test"
+type = "file"
+paths = ["{logs}/*.log"]
+poll_interval = "20ms"
+
+[[route]]
+name = "errors"
+receivers = ["mail"]
+mention = ["U012AB3CD"]
+
+[receiver.mail]
+type = "email"
+smarthost = "127.0.0.1:{port}"
+tls = "none"
+from = "logward@example.com"
+to = ["oncall@example.com"]
+template = '''
+Route {{{{ route }}}} ({{{{ kind }}}}, {{{{ count }}}})
+<b>{{{{ sample.line|safe }}}}</b>
+'''
+"#,
+            state = dir.path().join("state").display(),
+            logs = logs.display(),
+            port = sink.port,
+        ),
+    )
+    .unwrap();
+    let line = "ERROR <a href=\"https://evil.example\">click</a> & <script>x</script>";
+    std::fs::write(logs.join("app.log"), format!("{line}\n")).unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_logward"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.mails().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert!(status.success());
+    let raw = sink.only_mail();
+    let mail = parse(&raw);
+    assert_eq!(
+        text_part(&mail),
+        format!("Route errors (first, 1)\n<b>{line}</b>")
+    );
+    let html = html_part(&mail);
+    assert!(
+        html.contains(
+            "<pre style=\"font-family:sans-serif;white-space:pre-wrap\">Route errors (first, 1)\n&lt;b&gt;ERROR &lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp; &lt;script&gt;x&lt;/script&gt;&lt;/b&gt;</pre>"
+        ),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<a ") && !html.contains("<script") && !html.contains("<b>"),
+        "{html}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("U012AB3CD"),
+        "an e-mail mentions no one"
+    );
 }

@@ -141,7 +141,7 @@ fn dingtalks_signing_method_is_refused_by_feishu() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let mut body = logward::notify::feishu::payload(&plain_escalation(), &[], None);
+    let mut body = logward::notify::feishu::payload(&plain_escalation(), &Default::default());
     body["timestamp"] = Value::from(ts.to_string());
     body["sign"] = Value::from(logward::notify::dingtalk::sign(ts, SECRET));
     let answer: Value = reqwest::blocking::Client::new()

@@ -24,6 +24,7 @@ use crate::correlate::PathFields;
 use crate::escalation::Sample;
 use crate::event::Origin;
 use crate::multiline::{self, Mode};
+use crate::notify::template::{Markup, Template};
 use crate::pattern::MultilineSpec;
 use crate::route::{Inhibit, Matcher, Route};
 use crate::source::StreamConfig;
@@ -159,6 +160,7 @@ pub enum ReceiverKind {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
     },
     /// A Feishu / Lark custom bot, signed when `secret` is set.
     Feishu {
@@ -166,6 +168,7 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
     },
     /// A DingTalk custom robot, signed when `secret` is set.
     DingTalk {
@@ -173,12 +176,14 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
     },
     /// A WeCom group robot.
     WeCom {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
     },
     /// The escalation object POSTed as JSON, signed when `secret` is set.
     Webhook {
@@ -232,6 +237,8 @@ pub struct EmailReceiver {
     pub subject_prefix: Option<String>,
     /// `timeout`: per SMTP command, and for the connection (default 10s).
     pub timeout: Duration,
+    /// `template` / `template_file`: the text part; the HTML part shows the same text.
+    pub template: Option<Template>,
 }
 
 /// `tls` of an e-mail receiver.
@@ -260,6 +267,15 @@ impl ReceiverKind {
             ReceiverKind::Alertmanager(_) => "alertmanager",
         }
     }
+}
+
+/// An id a `mention` list may hold: letters, digits and `_-.+`, nothing a provider's mention
+/// markup could read as anything but the id.
+pub fn is_mention_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
 }
 
 /// What is wrong with a web receiver's URL, without showing it: not a URL, not https, or
@@ -414,6 +430,7 @@ struct RouteToml {
     #[serde(default)]
     inhibit: Vec<Spanned<toml::Table>>,
     context_lines: Option<Spanned<u64>>,
+    mention: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -441,6 +458,8 @@ struct ReceiverToml {
     secret_file: Option<Spanned<String>>,
     mention: Option<Spanned<Vec<Spanned<String>>>>,
     explore_url: Option<Spanned<String>>,
+    template: Option<Spanned<String>>,
+    template_file: Option<Spanned<String>>,
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     smarthost: Option<Spanned<String>>,
     tls: Option<Spanned<String>>,
@@ -481,6 +500,11 @@ impl ReceiverToml {
         add("secret_file", self.secret_file.as_ref().map(Spanned::span));
         add("mention", self.mention.as_ref().map(Spanned::span));
         add("explore_url", self.explore_url.as_ref().map(Spanned::span));
+        add("template", self.template.as_ref().map(Spanned::span));
+        add(
+            "template_file",
+            self.template_file.as_ref().map(Spanned::span),
+        );
         add("headers", self.headers.as_ref().map(Spanned::span));
         add("smarthost", self.smarthost.as_ref().map(Spanned::span));
         add("tls", self.tls.as_ref().map(Spanned::span));
@@ -908,6 +932,7 @@ impl Validator<'_> {
             route.context_lines as u64,
         ) as usize;
         route.continue_ = r.cont;
+        route.mention = self.mentions(r.mention.as_ref()).unwrap_or_default();
         for i in &r.inhibit {
             match Inhibit::from_table(i.get_ref()) {
                 Ok(rule) => route.inhibit.push(rule),
@@ -1311,19 +1336,15 @@ impl Validator<'_> {
         }
     }
 
-    /// `mention`: ids that go into the provider's mention markup as they are, so only
-    /// letters, digits and `_-.+` are taken.
+    /// `mention` (of a receiver or a route): ids that go into the provider's mention markup as
+    /// they are, so only [`is_mention_id`]s are taken.
     fn mentions(&mut self, m: Option<&Spanned<Vec<Spanned<String>>>>) -> Option<Vec<String>> {
         let Some(m) = m else { return Some(Vec::new()) };
         let mut out = Vec::new();
         let mut ok = true;
         for id in m.get_ref() {
             let text = id.get_ref();
-            if text.is_empty()
-                || !text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
-            {
+            if !is_mention_id(text) {
                 ok = false;
                 self.errors.push(self.ctx.diag(
                     id.span(),
@@ -1426,7 +1447,14 @@ impl Validator<'_> {
         let takes: &[&str] = match type_name {
             "console" => &[],
             "file" => &["path"],
-            "slack" | "wecom" => &["url", "url_file", "mention", "explore_url"],
+            "slack" | "wecom" => &[
+                "url",
+                "url_file",
+                "mention",
+                "explore_url",
+                "template",
+                "template_file",
+            ],
             "feishu" | "dingtalk" => &[
                 "url",
                 "url_file",
@@ -1434,6 +1462,8 @@ impl Validator<'_> {
                 "secret_file",
                 "mention",
                 "explore_url",
+                "template",
+                "template_file",
             ],
             "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
             "alertmanager" => &[
@@ -1456,6 +1486,8 @@ impl Validator<'_> {
                 "password_file",
                 "subject_prefix",
                 "timeout",
+                "template",
+                "template_file",
             ],
             other => {
                 self.errors.push(self.ctx.diag(
@@ -1510,31 +1542,41 @@ impl Validator<'_> {
                 let secret = self.ok(secret);
                 let mention = self.mentions(r.mention.as_ref());
                 let explore_url = self.explore_url(r.explore_url.as_ref());
+                let explore = explore_url.as_ref().and_then(Option::as_deref);
+                let template = match web {
+                    "slack" => self.template(&r, Markup::Slack, explore),
+                    "webhook" => Some(None),
+                    _ => self.template(&r, Markup::Markdown, explore),
+                };
                 let headers = self.headers(r.headers.as_ref());
-                let (url, secret, mention, explore_url, headers) =
-                    (url?, secret?, mention?, explore_url?, headers?);
+                let (url, secret, mention, explore_url, template, headers) =
+                    (url?, secret?, mention?, explore_url?, template?, headers?);
                 match web {
                     "slack" => ReceiverKind::Slack {
                         url,
                         mention,
                         explore_url,
+                        template,
                     },
                     "feishu" => ReceiverKind::Feishu {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        template,
                     },
                     "dingtalk" => ReceiverKind::DingTalk {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        template,
                     },
                     "wecom" => ReceiverKind::WeCom {
                         url,
                         mention,
                         explore_url,
+                        template,
                     },
                     _ => ReceiverKind::Webhook {
                         url,
@@ -1816,6 +1858,7 @@ impl Validator<'_> {
             defaults::SMTP_TIMEOUT,
             units::duration,
         );
+        let template = self.template(r, Markup::Text, None);
         if self.errors.len() != errors_before {
             return None;
         }
@@ -1830,7 +1873,61 @@ impl Validator<'_> {
             password,
             subject_prefix,
             timeout,
+            template: template?,
         })
+    }
+
+    /// `template` or `template_file`: read, compiled and checked once, here. A problem is
+    /// reported at the key, with the line inside the template when there is one.
+    fn template(
+        &mut self,
+        r: &ReceiverToml,
+        markup: Markup,
+        explore_url: Option<&str>,
+    ) -> Option<Option<Template>> {
+        let (source, at, what) = match (&r.template, &r.template_file) {
+            (None, None) => return Some(None),
+            (Some(_), Some(f)) => {
+                self.errors.push(self.ctx.diag(
+                    f.span(),
+                    "both `template` and `template_file` are set",
+                    "keep one of them",
+                ));
+                return None;
+            }
+            (Some(t), None) => (self.string(t)?, t.span(), "`template`".to_string()),
+            (None, Some(f)) => {
+                let path = self.string(f)?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => (text, f.span(), format!("`template_file` {path}")),
+                    Err(e) => {
+                        self.errors.push(self.ctx.diag(
+                            f.span(),
+                            format!("cannot read `template_file` {path}: {e}"),
+                            "check the path (relative paths are from the working directory) and that logward may read it",
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
+        match Template::compile(&source, markup, explore_url) {
+            Ok(t) => Some(Some(t)),
+            Err(problems) => {
+                for p in problems {
+                    let place = match p.line {
+                        Some(line) => format!("{what} line {line}"),
+                        None => what.clone(),
+                    };
+                    self.errors.push(self.ctx.diag(
+                        at.clone(),
+                        format!("{place}: {}", p.problem),
+                        p.fix,
+                    ));
+                }
+                None
+            }
+        }
     }
 }
 
@@ -2100,6 +2197,7 @@ mod tests {
             url,
             mention,
             explore_url,
+            ..
         } = &c.receivers["s"].kind
         else {
             panic!("{:?}", c.receivers["s"])
@@ -2211,6 +2309,89 @@ mod tests {
         assert!(!text.contains("\"x\""), "{text}");
         let none = err.0.iter().find(|d| d.line == 3).unwrap();
         assert!(none.fix.contains("\"starttls\""), "{}", none.fix);
+    }
+
+    #[test]
+    fn a_route_takes_mention_ids_checked_like_a_receivers() {
+        let c = parse(
+            "[receiver.s]\ntype = \"console\"\n[[route]]\nname = \"r\"\nreceivers = [\"s\"]\nmention = [\"U012AB3CD\", \"here\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].mention, ["U012AB3CD", "here"]);
+        let err =
+            parse("[[route]]\nname = \"r\"\nmention = [\"ok\", \"<!channel>\"]\n").unwrap_err();
+        assert_eq!(
+            (err.0[0].line, err.0[0].col, err.0[0].problem.as_str()),
+            (3, 18, "`<!channel>` is not a user id to mention"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn templates_are_compiled_at_load_and_their_problems_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("body.j2");
+        std::fs::write(&file, "*{{ message }}*\n").unwrap();
+        let c = parse(&format!(
+            "[receiver.s]\ntype = \"slack\"\nurl = \"https://h.example/\"\ntemplate_file = {:?}\n[receiver.m]\ntype = \"email\"\nsmarthost = \"[::1]:25\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\ntemplate = '''\n{{{{ sample.line }}}}'''\n",
+            file.display().to_string()
+        ))
+        .unwrap();
+        let ReceiverKind::Slack {
+            template: Some(t), ..
+        } = &c.receivers["s"].kind
+        else {
+            panic!("{:?}", c.receivers["s"])
+        };
+        assert_eq!(t.markup(), Markup::Slack);
+        let ReceiverKind::Email(mail) = &c.receivers["m"].kind else {
+            panic!("{:?}", c.receivers["m"])
+        };
+        assert_eq!(
+            mail.template.as_ref().map(Template::markup),
+            Some(Markup::Text)
+        );
+
+        let err = parse(concat!(
+            "[receiver.a]\ntype = \"wecom\"\nurl = \"https://h.example/\"\ntemplate = '''\nfine\n{% if x %}'''\n",
+            "[receiver.b]\ntype = \"dingtalk\"\nurl = \"https://h.example/\"\ntemplate = \"{{ nope }}\"\ntemplate_file = \"/x\"\n",
+            "[receiver.c]\ntype = \"webhook\"\nurl = \"https://h.example/\"\ntemplate = \"{{ message }}\"\n",
+            "[receiver.d]\ntype = \"feishu\"\nurl = \"https://h.example/\"\ntemplate_file = \"/nonexistent/t.j2\"\n",
+            "[receiver.e]\ntype = \"slack\"\nurl = \"https://h.example/\"\ntemplate = \"\\n\\n{{ mesage }}\"\n",
+        ))
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        assert_eq!(found.len(), 5, "{err}");
+        assert!(
+            found[0].0 == 4 && found[0].1.starts_with("`template` line 2: syntax error: "),
+            "{err}"
+        );
+        assert_eq!(
+            found[1],
+            (11, "both `template` and `template_file` are set")
+        );
+        assert_eq!(
+            found[2],
+            (15, "`template` does not apply to a webhook receiver")
+        );
+        assert!(
+            found[3].0 == 19
+                && found[3]
+                    .1
+                    .starts_with("cannot read `template_file` /nonexistent/t.j2: "),
+            "{err}"
+        );
+        assert_eq!(
+            found[4],
+            (23, "`template` line 3: unknown variable `mesage`")
+        );
+        assert!(
+            err.0[4]
+                .fix
+                .starts_with("use one of route, receiver, kind, "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod post;
 pub mod render;
 pub mod sender;
 pub mod slack;
+pub mod template;
 pub mod webhook;
 pub mod wecom;
 pub mod worker;
@@ -264,46 +265,52 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
             url,
             mention,
             explore_url,
-        } => Box::new(slack::Slack::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+        } => Box::new(
+            slack::Slack::new(name, url.clone(), mention.clone(), explore_url.clone())
+                .with_template(template.clone()),
+        ),
         ReceiverKind::Feishu {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(feishu::Feishu::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+        } => Box::new(
+            feishu::Feishu::new(
+                name,
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone()),
+        ),
         ReceiverKind::DingTalk {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(dingtalk::DingTalk::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+        } => Box::new(
+            dingtalk::DingTalk::new(
+                name,
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone()),
+        ),
         ReceiverKind::WeCom {
             url,
             mention,
             explore_url,
-        } => Box::new(wecom::WeCom::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+        } => Box::new(
+            wecom::WeCom::new(name, url.clone(), mention.clone(), explore_url.clone())
+                .with_template(template.clone()),
+        ),
         ReceiverKind::Webhook {
             url,
             secret,
