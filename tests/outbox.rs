@@ -48,16 +48,6 @@ fn target(env: &Env) -> PathBuf {
     env.path("blocked/escalations.ndjson")
 }
 
-fn outbox_items(env: &Env) -> usize {
-    fs::read_dir(env.path("state/outbox")).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-        })
-        .count()
-    })
-}
-
 #[test]
 fn a_failing_receiver_is_retried_and_gets_the_escalation_exactly_once() {
     let env = Env::new();
@@ -65,14 +55,14 @@ fn a_failing_receiver_is_retried_and_gets_the_escalation_exactly_once() {
     env.append("app.log", "2026-11-22T10:00:01Z ERROR [api] disk full\n");
     let agent = env.start(&config);
     wait_until("the escalation waiting in the outbox", &agent, || {
-        (outbox_items(&env) == 1).then_some(())
+        (env.outbox_items().len() == 1).then_some(())
     });
     wait_until("a failed attempt", &agent, || {
         agent.stderr().contains("will retry").then_some(())
     });
     fs::remove_file(env.path("blocked")).unwrap();
     wait_until("the escalation delivered", &agent, || {
-        (read_ndjson(&target(&env)).len() == 1 && outbox_items(&env) == 0).then_some(())
+        (read_ndjson(&target(&env)).len() == 1 && env.outbox_items().is_empty()).then_some(())
     });
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
@@ -89,13 +79,13 @@ fn an_escalation_in_the_outbox_at_kill_9_is_delivered_after_the_restart() {
     env.append("app.log", "2026-11-22T10:00:01Z ERROR [api] disk full\n");
     let agent = env.start(&config);
     wait_until("the escalation waiting in the outbox", &agent, || {
-        (outbox_items(&env) == 1).then_some(())
+        (env.outbox_items().len() == 1).then_some(())
     });
     agent.kill9();
     fs::remove_file(env.path("blocked")).unwrap();
     let agent = env.start(&config);
     wait_until("the escalation delivered after the restart", &agent, || {
-        (read_ndjson(&target(&env)).len() == 1 && outbox_items(&env) == 0).then_some(())
+        (read_ndjson(&target(&env)).len() == 1 && env.outbox_items().is_empty()).then_some(())
     });
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
@@ -135,7 +125,7 @@ fn notify_test_sends_a_sample_and_prints_the_answer() {
         unknown.stderr
     );
     assert!(
-        !env.path("state/outbox").exists() || outbox_items(&env) == 0,
+        !env.path("state/outbox").exists() || env.outbox_items().is_empty(),
         "no outbox"
     );
 }

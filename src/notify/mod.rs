@@ -18,11 +18,13 @@ pub mod dingtalk;
 pub mod email;
 pub mod feishu;
 pub mod file;
+pub mod nats;
 pub mod outbox;
 pub mod post;
 pub mod render;
 pub mod sender;
 pub mod slack;
+pub mod subject;
 pub mod template;
 pub mod webhook;
 pub mod wecom;
@@ -144,6 +146,7 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::Alertmanager(am) => {
                     Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
                 }
+                ReceiverKind::Nats(n) => Box::new(nats::Nats::new(name.clone(), n)),
                 web => match sender(name.clone(), web) {
                     Some(s) => s,
                     None => continue,
@@ -324,7 +327,8 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
         ReceiverKind::Console
         | ReceiverKind::File { .. }
         | ReceiverKind::Email(_)
-        | ReceiverKind::Alertmanager(_) => return None,
+        | ReceiverKind::Alertmanager(_)
+        | ReceiverKind::Nats(_) => return None,
     })
 }
 
@@ -349,6 +353,7 @@ impl Sender for Box<dyn Sender> {
 /// | `dingtalk` | 20/min per robot; past it the robot is blocked for 10 minutes | `10/min` | 19 in any minute |
 /// | `wecom` | 20/min per robot; errcode 45009 past it | `10/min` | 19 in any minute |
 /// | `webhook`, `email`, `alertmanager`, `console`, `file` | none | unlimited | |
+/// | `nats` | none: each publish waits for the stream's ack, which paces it | unlimited | |
 ///
 /// `default_rates_stay_under_the_providers_limits` checks the worst cases.
 pub fn default_rate(receiver_type: &str) -> Option<Rate> {
@@ -594,7 +599,14 @@ pub(crate) mod tests {
             );
             assert_eq!(most, documented, "{kind}: update default_rate's table");
         }
-        for kind in ["webhook", "email", "alertmanager", "console", "file"] {
+        for kind in [
+            "webhook",
+            "email",
+            "alertmanager",
+            "console",
+            "file",
+            "nats",
+        ] {
             assert_eq!(default_rate(kind), None, "{kind}");
         }
     }

@@ -130,8 +130,13 @@ path = "{out}"
 
     /// Starts the agent with its stdout (where the console receiver prints) going to `stdout`.
     pub fn start_with_stdout(&self, config: &Path, stdout: &Path) -> Agent {
+        self.start_capturing(config, &[], stdout)
+    }
+
+    /// Starts the agent with `env` set and its stdout going to `stdout`.
+    pub fn start_capturing(&self, config: &Path, env: &[(&str, &str)], stdout: &Path) -> Agent {
         let file = fs::File::create(stdout).expect("stdout file");
-        self.spawn(config, &[], Stdio::from(file))
+        self.spawn(config, env, Stdio::from(file))
     }
 
     fn spawn(&self, config: &Path, env: &[(&str, &str)], stdout: Stdio) -> Agent {
@@ -160,6 +165,19 @@ path = "{out}"
             .open(self.logs().join(rel))
             .expect("open log");
         f.write_all(text.as_bytes()).expect("append");
+    }
+
+    /// The escalations waiting in the agent's outbox (`state/outbox/*.json`).
+    pub fn outbox_items(&self) -> Vec<PathBuf> {
+        let Ok(dir) = fs::read_dir(self.path("state/outbox")) else {
+            return Vec::new();
+        };
+        let mut items: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        items.sort();
+        items
     }
 
     /// Every event in the output so far.
