@@ -141,7 +141,7 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::File { path } => Box::new(file::LazyFile::new(name.clone(), path)),
                 ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
                 ReceiverKind::Alertmanager(am) => {
-                    Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
+                    Box::new(alertmanager::Alertmanager::new(name.clone(), am))
                 }
                 web => match sender(name.clone(), web) {
                     Some(s) => s,
