@@ -1,6 +1,7 @@
 //! The `email` receiver against a real SMTP server: aiosmtpd (PyPI), started per test by
 //! `tests/peers/smtp_sink.py`, which stores every mail it takes; the tests parse what it stored.
-//! Sender-level tests, then `logward run` delivering to it (`tests/common/delivery.rs`).
+//! Sender-level tests, then `logward run` delivering to it (`tests/common/delivery.rs`),
+//! over plain text, STARTTLS and implicit TLS to a private CA (`tests/common/tls.rs`).
 
 mod common;
 
@@ -114,6 +115,7 @@ impl Sink {
             password: None,
             subject_prefix: Some("[ci]".into()),
             timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -568,6 +570,7 @@ fn a_server_that_is_down_is_retried() {
         password: Some(secret(PASSWORD)),
         subject_prefix: None,
         timeout: Duration::from_secs(2),
+        ca_file: None,
     };
     let started = Instant::now();
     let outcome = Email::new("mail".into(), &cfg)
@@ -823,4 +826,71 @@ fn closed_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Mail over `tls` ("starttls" or "tls") to a smarthost whose certificate a private CA signed,
+/// trusted through `ca_file`, with AUTH after TLS: delivered, and the rustls set-up of the
+/// binary (one crypto provider) survives a real handshake. The same server without `ca_file`
+/// is not trusted: the attempt fails on the certificate and nothing is sent.
+fn tls_delivery(tls: &str, sink_mode: &str) {
+    const PASSWORD: &str = "tls-PASSW0RD";
+    let ca = common::tls::TestCa::new();
+    let sink = Sink::start(&[
+        "--tls",
+        sink_mode,
+        "--cert",
+        &ca.cert.display().to_string(),
+        "--key",
+        &ca.key.display().to_string(),
+        "--auth",
+        &format!("logward:{PASSWORD}"),
+    ]);
+    let keys = format!(
+        "tls = \"{tls}\"\nusername = \"logward\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
+        ca.ca.display()
+    );
+    let untrusted = format!("tls = \"{tls}\"\nusername = \"logward\"\npassword = \"{PASSWORD}\"");
+    let d = Delivery::new(
+        &[
+            ("mail", &mail_table("localhost", sink.port, &keys)),
+            ("untrusted", &mail_table("localhost", sink.port, &untrusted)),
+        ],
+        &[],
+    );
+    let refused = d.run(&["notify", "test", "untrusted"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("certificate"),
+        "fails on the certificate: {}",
+        refused.stderr
+    );
+    assert!(sink.mails().is_empty());
+
+    let agent = d.start();
+    d.error("api");
+    let mails = wait_mails(&sink, &agent, 1);
+    common::wait_until("the mail delivered", &agent, || {
+        d.outbox()
+            .iter()
+            .all(|q| q.receiver == "untrusted")
+            .then_some(())
+    });
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        parse(&mails[0]).subject(),
+        Some("ERROR api: disk full on /var/data")
+    );
+}
+
+#[test]
+fn email_over_starttls_to_a_private_ca_through_run() {
+    tls_delivery("starttls", "starttls");
+}
+
+#[test]
+fn email_over_implicit_tls_to_a_private_ca_through_run() {
+    tls_delivery("tls", "implicit");
 }

@@ -245,3 +245,38 @@ fn run_delivers_once_with_the_same_idempotency_key_after_kill_9() {
 fn run_shows_the_url_token_and_signing_secret_nowhere() {
     web_delivery::secrets_show_nowhere(signed());
 }
+
+/// HTTPS to a server whose certificate a private CA signed, trusted through `ca_file`: the
+/// escalation arrives (and the binary's rustls set-up, one crypto provider, survives a real
+/// handshake). Without `ca_file` the server is not trusted: the attempt fails on the
+/// certificate (the system's roots do not hold the private CA) and nothing arrives.
+#[test]
+fn run_delivers_over_https_to_a_private_ca_named_by_ca_file() {
+    let ca = common::tls::TestCa::new();
+    let server = ChatServer::start_tls(signed(), &ca.cert, &ca.key);
+    let url = server.url();
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let table = "type = \"webhook\"\nurl = \"${HOOK_URL}\"\nsecret = \"${HOOK_SECRET}\"";
+    let trusted = format!("{table}\nca_file = \"{}\"", ca.ca.display());
+    let d = common::delivery::Delivery::new(
+        &[("hook", &trusted), ("untrusted", table)],
+        &[("HOOK_URL", url.as_str()), ("HOOK_SECRET", SECRET)],
+    );
+    let refused = d.run(&["notify", "test", "untrusted"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("certificate"),
+        "fails on the certificate: {}",
+        refused.stderr
+    );
+    assert!(server.received().is_empty());
+
+    let agent = d.start();
+    d.error("api");
+    let got = server.wait_accepted(1);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(got[0].body["receiver"], "hook");
+    assert_eq!(server.received().len(), 1, "nothing from `untrusted`");
+}

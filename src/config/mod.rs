@@ -159,6 +159,7 @@ pub enum ReceiverKind {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        ca_file: Option<CaFile>,
     },
     /// A Feishu / Lark custom bot, signed when `secret` is set.
     Feishu {
@@ -166,6 +167,7 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        ca_file: Option<CaFile>,
     },
     /// A DingTalk custom robot, signed when `secret` is set.
     DingTalk {
@@ -173,18 +175,21 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        ca_file: Option<CaFile>,
     },
     /// A WeCom group robot.
     WeCom {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        ca_file: Option<CaFile>,
     },
     /// The escalation object POSTed as JSON, signed when `secret` is set.
     Webhook {
         url: Secret,
         secret: Option<Secret>,
         headers: Vec<(String, Secret)>,
+        ca_file: Option<CaFile>,
     },
     /// Mails escalations through an SMTP smarthost.
     Email(EmailReceiver),
@@ -200,6 +205,8 @@ pub struct Alertmanager {
     /// `labels_from`: extra label keys (e.g. `ci_run_id`, `host`), only these.
     pub labels_from: Vec<String>,
     pub auth: Option<HttpAuth>,
+    /// `ca_file`: certificates trusted on top of the system's roots.
+    pub ca_file: Option<CaFile>,
     /// `resolve_after`: an alert resolves this long after the group's last event unless
     /// re-sent. Absent in the file: twice the longest `window` of the routes that name the
     /// receiver, at least [`defaults::RESOLVE_AFTER`].
@@ -212,6 +219,63 @@ pub struct Alertmanager {
 pub enum HttpAuth {
     Basic { username: String, password: Secret },
     Bearer(Secret),
+}
+
+/// `ca_file = "/path/ca.pem"`: PEM certificates a receiver trusts on top of its default roots
+/// (a private CA, a self-signed server), read and checked once, when the config is loaded.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pem: Vec<u8>,
+    web: Vec<reqwest::Certificate>,
+    mail: lettre::transport::smtp::client::Certificate,
+}
+
+impl CaFile {
+    /// Reads `path`: one PEM certificate or more, each a valid X.509 certificate.
+    pub fn load(path: &Path) -> Result<CaFile, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let web =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| "it is not PEM".to_string())?;
+        if web.is_empty() {
+            return Err("it holds no PEM certificate".into());
+        }
+        let mail = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| format!("it is not PEM: {e}"))?;
+        // Building a TLS client with them parses every certificate as a trust anchor.
+        lettre::transport::smtp::client::TlsParameters::builder("localhost".into())
+            .add_root_certificate(mail.clone())
+            .build()
+            .map_err(|e| format!("a certificate in it is not valid: {e}"))?;
+        Ok(CaFile {
+            path: path.to_path_buf(),
+            pem,
+            web,
+            mail,
+        })
+    }
+
+    /// The certificates, for an HTTP client.
+    pub fn web(&self) -> &[reqwest::Certificate] {
+        &self.web
+    }
+
+    /// The certificates, for an SMTP client.
+    pub fn mail(&self) -> &lettre::transport::smtp::client::Certificate {
+        &self.mail
+    }
+}
+
+impl PartialEq for CaFile {
+    fn eq(&self, other: &CaFile) -> bool {
+        self.path == other.path && self.pem == other.pem
+    }
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({})", self.path.display())
+    }
 }
 
 /// `type = "email"`: the keys of an e-mail receiver, validated.
@@ -232,6 +296,8 @@ pub struct EmailReceiver {
     pub subject_prefix: Option<String>,
     /// `timeout`: per SMTP command, and for the connection (default 10s).
     pub timeout: Duration,
+    /// `ca_file`: certificates trusted on top of the built-in roots (`tls` other than "none").
+    pub ca_file: Option<CaFile>,
 }
 
 /// `tls` of an e-mail receiver.
@@ -456,6 +522,7 @@ struct ReceiverToml {
     resolve_after: Option<Spanned<String>>,
     bearer_token: Option<Spanned<String>>,
     bearer_token_file: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
     retry: Option<RetryToml>,
 }
 
@@ -517,6 +584,7 @@ impl ReceiverToml {
             "bearer_token_file",
             self.bearer_token_file.as_ref().map(Spanned::span),
         );
+        add("ca_file", self.ca_file.as_ref().map(Spanned::span));
         out
     }
 }
@@ -1426,7 +1494,7 @@ impl Validator<'_> {
         let takes: &[&str] = match type_name {
             "console" => &[],
             "file" => &["path"],
-            "slack" | "wecom" => &["url", "url_file", "mention", "explore_url"],
+            "slack" | "wecom" => &["url", "url_file", "mention", "explore_url", "ca_file"],
             "feishu" | "dingtalk" => &[
                 "url",
                 "url_file",
@@ -1434,8 +1502,16 @@ impl Validator<'_> {
                 "secret_file",
                 "mention",
                 "explore_url",
+                "ca_file",
             ],
-            "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            "webhook" => &[
+                "url",
+                "url_file",
+                "secret",
+                "secret_file",
+                "headers",
+                "ca_file",
+            ],
             "alertmanager" => &[
                 "urls",
                 "labels_from",
@@ -1445,6 +1521,7 @@ impl Validator<'_> {
                 "password_file",
                 "bearer_token",
                 "bearer_token_file",
+                "ca_file",
             ],
             "email" => &[
                 "smarthost",
@@ -1456,6 +1533,7 @@ impl Validator<'_> {
                 "password_file",
                 "subject_prefix",
                 "timeout",
+                "ca_file",
             ],
             other => {
                 self.errors.push(self.ctx.diag(
@@ -1511,35 +1589,41 @@ impl Validator<'_> {
                 let mention = self.mentions(r.mention.as_ref());
                 let explore_url = self.explore_url(r.explore_url.as_ref());
                 let headers = self.headers(r.headers.as_ref());
-                let (url, secret, mention, explore_url, headers) =
-                    (url?, secret?, mention?, explore_url?, headers?);
+                let ca_file = self.ca_file(r.ca_file.as_ref());
+                let (url, secret, mention, explore_url, headers, ca_file) =
+                    (url?, secret?, mention?, explore_url?, headers?, ca_file?);
                 match web {
                     "slack" => ReceiverKind::Slack {
                         url,
                         mention,
                         explore_url,
+                        ca_file,
                     },
                     "feishu" => ReceiverKind::Feishu {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        ca_file,
                     },
                     "dingtalk" => ReceiverKind::DingTalk {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        ca_file,
                     },
                     "wecom" => ReceiverKind::WeCom {
                         url,
                         mention,
                         explore_url,
+                        ca_file,
                     },
                     _ => ReceiverKind::Webhook {
                         url,
                         secret,
                         headers,
+                        ca_file,
                     },
                 }
             }
@@ -1680,10 +1764,12 @@ impl Validator<'_> {
                 None
             }
         };
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
         (self.errors.len() == before).then_some(Alertmanager {
             urls,
             labels_from,
             auth,
+            ca_file,
             resolve_after,
         })
     }
@@ -1810,6 +1896,14 @@ impl Validator<'_> {
             _ => {}
         }
         let subject_prefix = r.subject_prefix.as_ref().and_then(|p| self.string(p));
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
+        if let (Some(SmtpTls::None), Some(at)) = (tls, &r.ca_file) {
+            self.errors.push(self.ctx.diag(
+                at.span(),
+                "`ca_file` with tls = \"none\": there is no certificate to check",
+                "remove `ca_file`, or use tls = \"starttls\" or \"tls\"",
+            ));
+        }
         let timeout = self.unit(
             "timeout",
             r.timeout.as_ref(),
@@ -1830,7 +1924,25 @@ impl Validator<'_> {
             password,
             subject_prefix,
             timeout,
+            ca_file,
         })
+    }
+
+    /// `ca_file`: `Some(None)` when absent, `None` when it cannot be used (reported).
+    fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<CaFile>> {
+        let Some(v) = v else { return Some(None) };
+        let path = self.string(v)?;
+        match CaFile::load(Path::new(&path)) {
+            Ok(ca) => Some(Some(ca)),
+            Err(problem) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("`ca_file` {path}: {problem}"),
+                    "name a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE-----), readable by logward",
+                ));
+                None
+            }
+        }
     }
 }
 
@@ -2100,6 +2212,7 @@ mod tests {
             url,
             mention,
             explore_url,
+            ..
         } = &c.receivers["s"].kind
         else {
             panic!("{:?}", c.receivers["s"])
@@ -2176,6 +2289,53 @@ mod tests {
         );
         assert_eq!(local.timeout, defaults::SMTP_TIMEOUT);
         assert_eq!(c.receivers["local"].kind.type_name(), "email");
+    }
+
+    #[test]
+    fn ca_file_is_read_at_load_and_refused_where_it_cannot_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "just text\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let text = format!(
+            "[receiver.a]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nca_file = \"{}\"\n[receiver.b]\ntype = \"alertmanager\"\nurls = [\"http://am:9093\"]\nca_file = \"{}\"\n[receiver.c]\ntype = \"console\"\nca_file = \"/etc/ssl/ca.pem\"\n[receiver.d]\ntype = \"email\"\nsmarthost = \"127.0.0.1:25\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nca_file = \"{}\"\n",
+            not_pem.display(),
+            missing.display(),
+            not_pem.display(),
+        );
+        let err = parse(&text).unwrap_err();
+        let found: Vec<(usize, String)> =
+            err.0.iter().map(|d| (d.line, d.problem.clone())).collect();
+        assert_eq!(found.len(), 5, "{err}");
+        assert_eq!(
+            found[0],
+            (
+                4,
+                format!(
+                    "`ca_file` {}: it holds no PEM certificate",
+                    not_pem.display()
+                )
+            )
+        );
+        assert_eq!(found[1].0, 8);
+        assert!(
+            found[1]
+                .1
+                .starts_with(&format!("`ca_file` {}: cannot read it:", missing.display())),
+            "{err}"
+        );
+        assert_eq!(
+            found[2],
+            (11, "`ca_file` does not apply to a console receiver".into())
+        );
+        assert_eq!(found[3].0, 18);
+        assert_eq!(
+            found[4],
+            (
+                18,
+                "`ca_file` with tls = \"none\": there is no certificate to check".into()
+            )
+        );
     }
 
     #[test]

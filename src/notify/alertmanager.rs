@@ -76,7 +76,7 @@ impl Alertmanager {
         Alertmanager {
             name,
             cfg: cfg.clone(),
-            client: LazyClient::new(),
+            client: LazyClient::new(cfg.ca_file.as_ref()),
         }
     }
 

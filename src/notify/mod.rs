@@ -259,61 +259,79 @@ impl<C: Clock + Clone> Receivers<C> {
 /// The [`Sender`] of a web receiver type (`slack`, `feishu`, `dingtalk`, `wecom`,
 /// `webhook`); `None` for the others.
 pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
+    let http = |ca_file: &Option<crate::config::CaFile>| {
+        post::Poster::new(name.clone()).with_ca_file(ca_file.as_ref())
+    };
     Some(match kind {
         ReceiverKind::Slack {
             url,
             mention,
             explore_url,
-        } => Box::new(slack::Slack::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            slack::Slack::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::Feishu {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(feishu::Feishu::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            feishu::Feishu::new(
+                name.clone(),
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::DingTalk {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(dingtalk::DingTalk::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            dingtalk::DingTalk::new(
+                name.clone(),
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::WeCom {
             url,
             mention,
             explore_url,
-        } => Box::new(wecom::WeCom::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            wecom::WeCom::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::Webhook {
             url,
             secret,
             headers,
-        } => Box::new(webhook::Webhook::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            headers.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            webhook::Webhook::new(name.clone(), url.clone(), secret.clone(), headers.clone())
+                .with_http(http(ca_file)),
+        ),
         ReceiverKind::Console
         | ReceiverKind::File { .. }
         | ReceiverKind::Email(_)

@@ -1,6 +1,8 @@
 //! The HTTP POST every web receiver (`slack`, `feishu`, `dingtalk`, `wecom`, `webhook`)
 //! makes: one blocking client per receiver with connect and total timeouts, built on first
 //! use ([`LazyClient`], also used by `alertmanager`), and errors that never name the URL.
+//! Certificates are checked against the system's roots (`rustls-platform-verifier`: the OS
+//! store, `/etc/ssl/certs` on Linux) and those of the receiver's `ca_file`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::blocking::Client;
 
 use super::Outcome;
+use crate::config::CaFile;
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,15 +35,18 @@ pub struct LazyClient {
     client: Option<Client>,
     connect: Duration,
     total: Duration,
+    /// Trusted on top of the system's roots (`ca_file`).
+    roots: Vec<reqwest::Certificate>,
 }
 
 impl LazyClient {
-    /// [`CONNECT_TIMEOUT`] and [`TOTAL_TIMEOUT`].
-    pub fn new() -> LazyClient {
+    /// [`CONNECT_TIMEOUT`] and [`TOTAL_TIMEOUT`]; the system's roots, and those of `ca_file`.
+    pub fn new(ca_file: Option<&CaFile>) -> LazyClient {
         LazyClient {
             client: None,
             connect: CONNECT_TIMEOUT,
             total: TOTAL_TIMEOUT,
+            roots: ca_file.map(|c| c.web().to_vec()).unwrap_or_default(),
         }
     }
 
@@ -50,6 +56,7 @@ impl LazyClient {
             let built = Client::builder()
                 .connect_timeout(self.connect)
                 .timeout(self.total)
+                .tls_certs_merge(self.roots.iter().cloned())
                 .build()
                 .map_err(|e| format!("cannot build an HTTP client: {}", chain(e)))?;
             self.client = Some(built);
@@ -57,12 +64,6 @@ impl LazyClient {
         self.client
             .as_ref()
             .ok_or_else(|| "cannot build an HTTP client".to_string())
-    }
-}
-
-impl Default for LazyClient {
-    fn default() -> LazyClient {
-        LazyClient::new()
     }
 }
 
@@ -76,8 +77,18 @@ impl Poster {
     pub fn new(receiver: Arc<str>) -> Poster {
         Poster {
             receiver,
-            client: LazyClient::new(),
+            client: LazyClient::new(None),
         }
+    }
+
+    /// Also trusts the certificates of `ca_file`.
+    pub fn with_ca_file(mut self, ca_file: Option<&CaFile>) -> Poster {
+        self.client = LazyClient {
+            connect: self.client.connect,
+            total: self.client.total,
+            ..LazyClient::new(ca_file)
+        };
+        self
     }
 
     /// Shorter (or longer) timeouts, for tests.

@@ -4,7 +4,7 @@
 //! problem with the provider's own error shape; it records every request. A test scripts the
 //! next answers (429 with Retry-After, 5xx, the provider's rate-limit code, its permanent
 //! error, a slow answer, no answer at all). Also: the hostile corpus and escalations built
-//! around its lines.
+//! around its lines. [`ChatServer::start_tls`] serves HTTPS with a given certificate.
 
 #![allow(dead_code)]
 
@@ -119,12 +119,72 @@ struct State {
 
 pub struct ChatServer {
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT`.
+    base: String,
     state: Arc<State>,
     _runtime: tokio::runtime::Runtime,
 }
 
+/// HTTPS on a TCP listener: the handshake of each connection, with the server's certificate;
+/// a client that fails it (a certificate it does not trust) is dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
 impl ChatServer {
     pub fn start(provider: Provider) -> ChatServer {
+        ChatServer::serve(provider, None)
+    }
+
+    /// Serves HTTPS as `localhost` with the PEM certificate chain `cert` and its key `key`.
+    pub fn start_tls(
+        provider: Provider,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> ChatServer {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider_tls = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+        let config =
+            tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(provider_tls))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        ChatServer::serve(
+            provider,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+    }
+
+    fn serve(provider: Provider, tls: Option<tokio_rustls::TlsAcceptor>) -> ChatServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -146,11 +206,27 @@ impl ChatServer {
                 async move { handle(s, method, uri, headers, body).await }
             },
         );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let base = match tls {
+            None => {
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                format!("http://{addr}")
+            }
+            Some(acceptor) => {
+                let listener = TlsListener {
+                    tcp: listener,
+                    acceptor,
+                };
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                format!("https://localhost:{}", addr.port())
+            }
+        };
         ChatServer {
             addr,
+            base,
             state,
             _runtime: runtime,
         }
@@ -158,7 +234,7 @@ impl ChatServer {
 
     /// The webhook URL a receiver is configured with.
     pub fn url(&self) -> String {
-        let base = format!("http://{}", self.addr);
+        let base = &self.base;
         match self.state.provider {
             Provider::Slack => format!("{base}/services/T000/B000/{TOKEN}"),
             Provider::Feishu { .. } => format!("{base}/open-apis/bot/v2/hook/{TOKEN}"),

@@ -4,11 +4,12 @@
 //! deadline; the agent's HTTP endpoint (free port, plain HTTP/1.1 GET,
 //! Prometheus samples); counting big outputs; tailing one file once.
 //! A failure prints the agent's stderr. `delivery`: `logward run` with
-//! receivers, for the delivery tests.
+//! receivers, for the delivery tests; `tls`: a private CA for TLS peers.
 
 #![allow(dead_code)]
 
 pub mod delivery;
+pub mod tls;
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
