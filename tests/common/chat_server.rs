@@ -244,6 +244,10 @@ impl ChatServer {
         }
     }
 
+    pub fn provider(&self) -> &Provider {
+        &self.state.provider
+    }
+
     /// Answers the next request with `s` (after those already scripted).
     pub fn then(&self, s: Script) {
         self.state.script.lock().unwrap().push_back(s);
