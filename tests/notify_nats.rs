@@ -304,8 +304,7 @@ receivers = ["bus", "keyed"]
     let check = run_to_exit(&["check", "-c", config.to_str().unwrap()], &vars, b"");
     assert_eq!(check.status.code(), Some(0), "{}", check.all_output());
     let mut all = check.all_output();
-    let stdout = env.path("agent.stdout");
-    let agent = env.start_capturing(&config, &vars, &stdout);
+    let agent = env.start_capturing(&config, &vars);
     env.append("app.log", "2026-11-22T10:00:01Z ERROR [api] disk full\n");
     let got = server.wait_messages("LOGWARD", 2, || agent.stderr());
     let mut subjects: Vec<&str> = got.iter().map(|m| m.subject.as_str()).collect();
@@ -313,10 +312,10 @@ receivers = ["bus", "keyed"]
     assert_eq!(subjects, ["logward.bus.api", "logward.keyed.api"]);
     let (_, metrics) = wait_until("/metrics", &agent, || http_get(addr, "/metrics").ok());
     all += &metrics;
+    all += &agent.stdout();
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
     all += &stderr;
-    all += &fs::read_to_string(&stdout).unwrap();
     assert!(metrics.contains("receiver=\"keyed\""), "{metrics}");
     assert!(!all.contains(TOKEN), "the token shows:\n{all}");
 }

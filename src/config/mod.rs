@@ -162,6 +162,7 @@ pub enum ReceiverKind {
         mention: Vec<String>,
         explore_url: Option<String>,
         template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A Feishu / Lark custom bot, signed when `secret` is set.
     Feishu {
@@ -170,6 +171,7 @@ pub enum ReceiverKind {
         mention: Vec<String>,
         explore_url: Option<String>,
         template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A DingTalk custom robot, signed when `secret` is set.
     DingTalk {
@@ -178,6 +180,7 @@ pub enum ReceiverKind {
         mention: Vec<String>,
         explore_url: Option<String>,
         template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A WeCom group robot.
     WeCom {
@@ -185,12 +188,14 @@ pub enum ReceiverKind {
         mention: Vec<String>,
         explore_url: Option<String>,
         template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// The escalation object POSTed as JSON, signed when `secret` is set.
     Webhook {
         url: Secret,
         secret: Option<Secret>,
         headers: Vec<(String, Secret)>,
+        ca_file: Option<CaFile>,
     },
     /// Mails escalations through an SMTP smarthost.
     Email(EmailReceiver),
@@ -237,6 +242,8 @@ pub struct Alertmanager {
     /// `labels_from`: extra label keys (e.g. `ci_run_id`, `host`), only these.
     pub labels_from: Vec<String>,
     pub auth: Option<HttpAuth>,
+    /// `ca_file`: certificates trusted on top of the system's roots.
+    pub ca_file: Option<CaFile>,
     /// `resolve_after`: an alert resolves this long after the group's last event unless
     /// re-sent. Absent in the file: twice the longest `window` of the routes that name the
     /// receiver, at least [`defaults::RESOLVE_AFTER`].
@@ -249,6 +256,63 @@ pub struct Alertmanager {
 pub enum HttpAuth {
     Basic { username: String, password: Secret },
     Bearer(Secret),
+}
+
+/// `ca_file = "/path/ca.pem"`: PEM certificates a receiver trusts on top of its default roots
+/// (a private CA, a self-signed server), read and checked once, when the config is loaded.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pem: Vec<u8>,
+    web: Vec<reqwest::Certificate>,
+    mail: lettre::transport::smtp::client::Certificate,
+}
+
+impl CaFile {
+    /// Reads `path`: one PEM certificate or more, each a valid X.509 certificate.
+    pub fn load(path: &Path) -> Result<CaFile, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let web =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| "it is not PEM".to_string())?;
+        if web.is_empty() {
+            return Err("it holds no PEM certificate".into());
+        }
+        let mail = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| format!("it is not PEM: {e}"))?;
+        // Building a TLS client with them parses every certificate as a trust anchor.
+        lettre::transport::smtp::client::TlsParameters::builder("localhost".into())
+            .add_root_certificate(mail.clone())
+            .build()
+            .map_err(|e| format!("a certificate in it is not valid: {e}"))?;
+        Ok(CaFile {
+            path: path.to_path_buf(),
+            pem,
+            web,
+            mail,
+        })
+    }
+
+    /// The certificates, for an HTTP client.
+    pub fn web(&self) -> &[reqwest::Certificate] {
+        &self.web
+    }
+
+    /// The certificates, for an SMTP client.
+    pub fn mail(&self) -> &lettre::transport::smtp::client::Certificate {
+        &self.mail
+    }
+}
+
+impl PartialEq for CaFile {
+    fn eq(&self, other: &CaFile) -> bool {
+        self.path == other.path && self.pem == other.pem
+    }
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({})", self.path.display())
+    }
 }
 
 /// `type = "email"`: the keys of an e-mail receiver, validated.
@@ -271,6 +335,8 @@ pub struct EmailReceiver {
     pub timeout: Duration,
     /// `template` / `template_file`: the text part; the HTML part shows the same text.
     pub template: Option<Template>,
+    /// `ca_file`: certificates trusted on top of the built-in roots (`tls` other than "none").
+    pub ca_file: Option<CaFile>,
 }
 
 /// `tls` of an e-mail receiver.
@@ -1548,6 +1614,7 @@ impl Validator<'_> {
                 "explore_url",
                 "template",
                 "template_file",
+                "ca_file",
             ],
             "feishu" | "dingtalk" => &[
                 "url",
@@ -1558,8 +1625,16 @@ impl Validator<'_> {
                 "explore_url",
                 "template",
                 "template_file",
+                "ca_file",
             ],
-            "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            "webhook" => &[
+                "url",
+                "url_file",
+                "secret",
+                "secret_file",
+                "headers",
+                "ca_file",
+            ],
             "alertmanager" => &[
                 "urls",
                 "labels_from",
@@ -1569,6 +1644,7 @@ impl Validator<'_> {
                 "password_file",
                 "bearer_token",
                 "bearer_token_file",
+                "ca_file",
             ],
             "nats" => &[
                 "url",
@@ -1596,6 +1672,7 @@ impl Validator<'_> {
                 "timeout",
                 "template",
                 "template_file",
+                "ca_file",
             ],
             other => {
                 self.errors.push(self.ctx.diag(
@@ -1658,14 +1735,23 @@ impl Validator<'_> {
                     _ => self.template(&r, Markup::Markdown, explore),
                 };
                 let headers = self.headers(r.headers.as_ref());
-                let (url, secret, mention, explore_url, template, headers) =
-                    (url?, secret?, mention?, explore_url?, template?, headers?);
+                let ca_file = self.ca_file(r.ca_file.as_ref());
+                let (url, secret, mention, explore_url, template, headers, ca_file) = (
+                    url?,
+                    secret?,
+                    mention?,
+                    explore_url?,
+                    template?,
+                    headers?,
+                    ca_file?,
+                );
                 match web {
                     "slack" => ReceiverKind::Slack {
                         url,
                         mention,
                         explore_url,
                         template,
+                        ca_file,
                     },
                     "feishu" => ReceiverKind::Feishu {
                         url,
@@ -1673,6 +1759,7 @@ impl Validator<'_> {
                         mention,
                         explore_url,
                         template,
+                        ca_file,
                     },
                     "dingtalk" => ReceiverKind::DingTalk {
                         url,
@@ -1680,17 +1767,20 @@ impl Validator<'_> {
                         mention,
                         explore_url,
                         template,
+                        ca_file,
                     },
                     "wecom" => ReceiverKind::WeCom {
                         url,
                         mention,
                         explore_url,
                         template,
+                        ca_file,
                     },
                     _ => ReceiverKind::Webhook {
                         url,
                         secret,
                         headers,
+                        ca_file,
                     },
                 }
             }
@@ -1831,10 +1921,12 @@ impl Validator<'_> {
                 None
             }
         };
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
         (self.errors.len() == before).then_some(Alertmanager {
             urls,
             labels_from,
             auth,
+            ca_file,
             resolve_after,
         })
     }
@@ -2164,6 +2256,14 @@ impl Validator<'_> {
             _ => {}
         }
         let subject_prefix = r.subject_prefix.as_ref().and_then(|p| self.string(p));
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
+        if let (Some(SmtpTls::None), Some(at)) = (tls, &r.ca_file) {
+            self.errors.push(self.ctx.diag(
+                at.span(),
+                "`ca_file` with tls = \"none\": there is no certificate to check",
+                "remove `ca_file`, or use tls = \"starttls\" or \"tls\"",
+            ));
+        }
         let timeout = self.unit(
             "timeout",
             r.timeout.as_ref(),
@@ -2186,6 +2286,7 @@ impl Validator<'_> {
             subject_prefix,
             timeout,
             template: template?,
+            ca_file,
         })
     }
 
@@ -2237,6 +2338,23 @@ impl Validator<'_> {
                         p.fix,
                     ));
                 }
+                None
+            }
+        }
+    }
+
+    /// `ca_file`: `Some(None)` when absent, `None` when it cannot be used (reported).
+    fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<CaFile>> {
+        let Some(v) = v else { return Some(None) };
+        let path = self.string(v)?;
+        match CaFile::load(Path::new(&path)) {
+            Ok(ca) => Some(Some(ca)),
+            Err(problem) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("`ca_file` {path}: {problem}"),
+                    "name a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE-----), readable by logward",
+                ));
                 None
             }
         }
@@ -2586,6 +2704,53 @@ mod tests {
         );
         assert_eq!(local.timeout, defaults::SMTP_TIMEOUT);
         assert_eq!(c.receivers["local"].kind.type_name(), "email");
+    }
+
+    #[test]
+    fn ca_file_is_read_at_load_and_refused_where_it_cannot_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "just text\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let text = format!(
+            "[receiver.a]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nca_file = \"{}\"\n[receiver.b]\ntype = \"alertmanager\"\nurls = [\"http://am:9093\"]\nca_file = \"{}\"\n[receiver.c]\ntype = \"console\"\nca_file = \"/etc/ssl/ca.pem\"\n[receiver.d]\ntype = \"email\"\nsmarthost = \"127.0.0.1:25\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nca_file = \"{}\"\n",
+            not_pem.display(),
+            missing.display(),
+            not_pem.display(),
+        );
+        let err = parse(&text).unwrap_err();
+        let found: Vec<(usize, String)> =
+            err.0.iter().map(|d| (d.line, d.problem.clone())).collect();
+        assert_eq!(found.len(), 5, "{err}");
+        assert_eq!(
+            found[0],
+            (
+                4,
+                format!(
+                    "`ca_file` {}: it holds no PEM certificate",
+                    not_pem.display()
+                )
+            )
+        );
+        assert_eq!(found[1].0, 8);
+        assert!(
+            found[1]
+                .1
+                .starts_with(&format!("`ca_file` {}: cannot read it:", missing.display())),
+            "{err}"
+        );
+        assert_eq!(
+            found[2],
+            (11, "`ca_file` does not apply to a console receiver".into())
+        );
+        assert_eq!(found[3].0, 18);
+        assert_eq!(
+            found[4],
+            (
+                18,
+                "`ca_file` with tls = \"none\": there is no certificate to check".into()
+            )
+        );
     }
 
     #[test]

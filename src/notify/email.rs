@@ -1,5 +1,6 @@
 //! The `email` receiver: mails each escalation through an SMTP smarthost (`lettre`, blocking,
-//! rustls with aws-lc-rs).
+//! rustls with aws-lc-rs). The server's certificate is checked against the roots built into
+//! the binary (`webpki-roots`, Mozilla's list) and those of the receiver's `ca_file`.
 //!
 //! Owns: the mail (a `multipart/alternative` with a text part first and an HTML part last,
 //! the subject, the threading headers; with a `template`, the text part is its text and the
@@ -67,7 +68,12 @@ impl Email {
         let tls = match cfg.tls {
             SmtpTls::None => Tls::None,
             SmtpTls::StartTls | SmtpTls::Tls => {
-                let params = TlsParameters::new(cfg.host.clone())
+                let mut params = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    params = params.add_root_certificate(ca.mail().clone());
+                }
+                let params = params
+                    .build()
                     .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
                 if cfg.tls == SmtpTls::Tls {
                     Tls::Wrapper(params)

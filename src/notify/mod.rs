@@ -144,7 +144,7 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::File { path } => Box::new(file::LazyFile::new(name.clone(), path)),
                 ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
                 ReceiverKind::Alertmanager(am) => {
-                    Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
+                    Box::new(alertmanager::Alertmanager::new(name.clone(), am))
                 }
                 ReceiverKind::Nats(n) => Box::new(nats::Nats::new(name.clone(), n)),
                 web => match sender(name.clone(), web) {
@@ -263,15 +263,25 @@ impl<C: Clock + Clone> Receivers<C> {
 /// The [`Sender`] of a web receiver type (`slack`, `feishu`, `dingtalk`, `wecom`,
 /// `webhook`); `None` for the others.
 pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
+    let http = |ca_file: &Option<crate::config::CaFile>| {
+        post::Poster::new(name.clone()).with_ca_file(ca_file.as_ref())
+    };
     Some(match kind {
         ReceiverKind::Slack {
             url,
             mention,
             explore_url,
             template,
+            ca_file,
         } => Box::new(
-            slack::Slack::new(name, url.clone(), mention.clone(), explore_url.clone())
-                .with_template(template.clone()),
+            slack::Slack::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
         ),
         ReceiverKind::Feishu {
             url,
@@ -279,15 +289,17 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
             mention,
             explore_url,
             template,
+            ca_file,
         } => Box::new(
             feishu::Feishu::new(
-                name,
+                name.clone(),
                 url.clone(),
                 secret.clone(),
                 mention.clone(),
                 explore_url.clone(),
             )
-            .with_template(template.clone()),
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
         ),
         ReceiverKind::DingTalk {
             url,
@@ -295,35 +307,43 @@ pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
             mention,
             explore_url,
             template,
+            ca_file,
         } => Box::new(
             dingtalk::DingTalk::new(
-                name,
+                name.clone(),
                 url.clone(),
                 secret.clone(),
                 mention.clone(),
                 explore_url.clone(),
             )
-            .with_template(template.clone()),
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
         ),
         ReceiverKind::WeCom {
             url,
             mention,
             explore_url,
             template,
+            ca_file,
         } => Box::new(
-            wecom::WeCom::new(name, url.clone(), mention.clone(), explore_url.clone())
-                .with_template(template.clone()),
+            wecom::WeCom::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
         ),
         ReceiverKind::Webhook {
             url,
             secret,
             headers,
-        } => Box::new(webhook::Webhook::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            headers.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            webhook::Webhook::new(name.clone(), url.clone(), secret.clone(), headers.clone())
+                .with_http(http(ca_file)),
+        ),
         ReceiverKind::Console
         | ReceiverKind::File { .. }
         | ReceiverKind::Email(_)

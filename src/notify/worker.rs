@@ -402,7 +402,7 @@ impl Worker {
                         self.common.metrics.receiver_error(&name, "expired");
                         return Done::Finished;
                     }
-                    tracing::warn!(receiver = %name, route = %esc.route, reason, retry_in = ?wait, attempt = retry + 1, "delivery failed; will retry");
+                    tracing::warn!(receiver = %name, route = %esc.route, key, reason, retry_in = ?wait, attempt = retry + 1, "delivery failed; will retry");
                     self.common.metrics.retry(&name);
                     (reason, wait)
                 }
