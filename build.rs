@@ -47,7 +47,10 @@ fn bundle_patterns() {
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect(),
-        Err(e) => panic!("cannot read the bundled pattern library {}: {e}", dir.display()),
+        Err(e) => panic!(
+            "cannot read the bundled pattern library {}: {e}",
+            dir.display()
+        ),
     };
     assert!(
         !files.is_empty(),

@@ -3,6 +3,8 @@
 //! directory; what it holds is read back through `GET /api/v2/alerts` and `/api/v2/alerts/groups`.
 //! Sender-level tests, then `logward run` delivering to it (`tests/common/delivery.rs`).
 
+#[path = "common/chat_server.rs"]
+mod chat_server;
 mod common;
 
 use std::collections::BTreeMap;
@@ -241,6 +243,42 @@ fn alertmanager_wire_format() {
         Timestamp::from_nanos(later.as_nanos() + 30 * 60 * 1_000_000_000)
     );
     assert_eq!(time(&alerts[0]["startsAt"]), first);
+}
+
+/// Every line of the hostile corpus, as service, message, sample, run id and context: the
+/// real Alertmanager takes each alert and holds exactly the labels and annotations logward
+/// built, byte for byte. Alertmanager's API and its notification templates treat them as plain
+/// strings; no line adds a label, changes the alert's name or is refused.
+#[test]
+fn alertmanager_hostile_lines_arrive_as_plain_label_and_annotation_values() {
+    let am = Am::start();
+    let cfg = receiver(&urls(&[&am]));
+    let mut s = Alertmanager::new(Arc::from("am"), &cfg);
+    let lines = chat_server::hostile_lines();
+    let mut sent = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut esc = chat_server::escalation(line);
+        esc.receiver = "am".into();
+        (esc.first_seen, esc.last_seen) = (secs_ago(60), secs_ago(0));
+        esc.fingerprint = Some(Fingerprint(i as u64 + 1));
+        esc.group = Map::from_iter([("fingerprint".into(), json!(format!("{:016x}", i + 1)))]);
+        let built = logward::notify::alertmanager::alert(&esc, &cfg);
+        accepted(s.send(&esc, "k"));
+        sent.insert(built.labels["fingerprint"].clone(), built);
+    }
+    let held = am.alerts();
+    assert_eq!(held.len(), lines.len(), "one alert per line");
+    for a in &held {
+        let fingerprint = a["labels"]["fingerprint"].as_str().unwrap();
+        let built = &sent[fingerprint];
+        assert_eq!(a["labels"], json!(built.labels), "labels as built");
+        assert_eq!(
+            a["annotations"],
+            json!(built.annotations),
+            "annotations as built"
+        );
+        assert_eq!(a["labels"]["alertname"], "java.exception");
+    }
 }
 
 #[test]
