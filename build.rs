@@ -36,16 +36,27 @@ fn main() {
 
 /// Writes `bundled_patterns.rs`: every `patterns/*.toml`, in file-name order.
 fn bundle_patterns() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+    // Read when the script runs, not when it was compiled: a build script compiled for one
+    // checkout is reused by another that shares the target directory.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest).join("patterns");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(d) => d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => panic!(
+            "cannot read the bundled pattern library {}: {e}",
+            dir.display()
+        ),
+    };
+    assert!(
+        !files.is_empty(),
+        "{} holds no *.toml: the binary would ship without its pattern library",
+        dir.display()
+    );
     files.sort();
     let mut out = String::from(
         "/// The bundled pattern library: (file name, contents).\npub const BUNDLED_FILES: &[(&str, &str)] = &[\n",

@@ -65,6 +65,13 @@ enum Command {
     Replay {
         #[command(flatten)]
         input: InputArgs,
+        /// Also send the escalations through the config's receivers (rate limits, retries),
+        /// then wait for them to be delivered and print what each receiver answered.
+        #[arg(long, requires = "config")]
+        send: bool,
+        /// With --send: how long to wait at the end for deliveries still being retried.
+        #[arg(long, value_name = "DURATION", default_value = "1m", requires = "send")]
+        send_wait: String,
         /// Files to read; `-` is stdin.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -243,7 +250,12 @@ pub fn main() -> ExitCode {
             config,
             junit,
         } => return test(paths, &config, junit.as_deref()),
-        Command::Replay { input, files } => replay(&input, &files),
+        Command::Replay {
+            input,
+            send,
+            send_wait,
+            files,
+        } => replay(&input, &files, send.then_some(send_wait.as_str())),
         Command::Explain {
             input,
             source,
@@ -501,9 +513,19 @@ fn explain(input: &InputArgs, source: &str, line: Option<String>) -> anyhow::Res
         .context("cannot write to stdout")
 }
 
-fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
+/// `replay`; `send_wait`: `--send` was given, with this `--send-wait`.
+fn replay(input: &InputArgs, files: &[PathBuf], send_wait: Option<&str>) -> anyhow::Result<()> {
     let (config, set) = input.load()?;
     let set = shared(set);
+    let sending = match (send_wait, &config) {
+        (Some(wait), Some(config)) => {
+            let wait = crate::config::units::duration(wait)
+                .map_err(|e| anyhow::anyhow!("invalid --send-wait: {e}"))?;
+            Some((crate::replay::send::Sending::start(config)?, wait))
+        }
+        (Some(_), None) => anyhow::bail!("--send needs a config with receivers (-c FILE)"),
+        (None, _) => None,
+    };
     let stdout = std::io::stdout();
     // `replay` writes whole batches of lines: no buffer of its own is needed.
     let mut out = stdout.lock();
@@ -516,13 +538,24 @@ fn replay(input: &InputArgs, files: &[PathBuf]) -> anyhow::Result<()> {
         &set,
         &mut out,
         &mut escalations,
+        sending.as_ref().map(|(s, _)| s),
     ) {
         // A reader that went away (`| head`) is not an error.
         Err(crate::replay::ReplayError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            Ok(())
         }
-        other => Ok(other?),
+        other => other?,
     }
+    let Some((sending, wait)) = sending else {
+        return Ok(());
+    };
+    drop(escalations);
+    let report = sending.finish(wait);
+    eprint!("{report}");
+    anyhow::ensure!(
+        report.all_delivered(),
+        "not every escalation was delivered (see above)"
+    );
+    Ok(())
 }
 
 fn silence(command: SilenceCommand) -> anyhow::Result<()> {

@@ -39,6 +39,8 @@ const SAVE_SPACING: Duration = Duration::from_millis(200);
 /// Escalations on their way to the notifier: when receivers are slower than
 /// the windows decide, deciding waits (and so does reading), memory does not grow.
 const NOTIFIER_QUEUE: usize = 1024;
+/// The most escalations the notifier hands to delivery at once.
+const NOTIFIER_BATCH: usize = 256;
 
 /// Where escalations go once decided.
 pub trait Dispatch {
@@ -252,8 +254,9 @@ pub struct WindowsHandle {
     refused: Arc<Mutex<Vec<Escalation>>>,
 }
 
-/// The notifier's input. It holds a handle itself (to fold what a receiver
-/// refuses), so it is told to stop rather than waiting for the senders to go.
+/// The notifier's input. Handles, which hold its senders, may outlive it (the
+/// delivery's `refused` callback keeps one), so it is told to stop rather than
+/// waiting for the senders to go.
 enum ToNotifier {
     Send(Box<Escalation>),
     Stop,
@@ -322,14 +325,15 @@ fn send(tx: &mpsc::SyncSender<ToNotifier>, esc: Escalation) {
 
 impl Running {
     /// Restores the windows from `state_dir` and starts the timer and the
-    /// notifier, which hands each escalation to `deliver`. `loki_labels`: see
-    /// [`Escalator::with_loki_labels`].
+    /// notifier, which hands the escalations to `deliver`: all that are waiting at once (up to
+    /// [`NOTIFIER_BATCH`]), so that a burst is written to the outbox as one group commit.
+    /// `loki_labels`: see [`Escalator::with_loki_labels`].
     pub fn start(
         routes: Arc<[Route]>,
         state_dir: &Path,
         metrics: NotifyMetrics,
         loki_labels: Vec<String>,
-        mut deliver: impl FnMut(&Escalation, &WindowsHandle) + Send + 'static,
+        mut deliver: impl FnMut(&[Escalation]) + Send + 'static,
     ) -> Result<Running, EscalateError> {
         let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?
             .with_loki_labels(loki_labels);
@@ -339,17 +343,31 @@ impl Running {
             tx,
             refused: Arc::default(),
         };
-        let notifier = {
-            let handle = handle.clone();
-            thread::Builder::new()
-                .name("notifier".into())
-                .spawn(move || {
-                    while let Ok(ToNotifier::Send(esc)) = rx.recv() {
-                        deliver(&esc, &handle);
+        let notifier = thread::Builder::new()
+            .name("notifier".into())
+            .spawn(move || {
+                let mut burst = Vec::new();
+                while let Ok(ToNotifier::Send(esc)) = rx.recv() {
+                    burst.push(*esc);
+                    let mut stop = false;
+                    while burst.len() < NOTIFIER_BATCH {
+                        match rx.try_recv() {
+                            Ok(ToNotifier::Send(esc)) => burst.push(*esc),
+                            Ok(ToNotifier::Stop) => {
+                                stop = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                })
-                .map_err(EscalateError::Spawn)?
-        };
+                    deliver(&burst);
+                    burst.clear();
+                    if stop {
+                        return;
+                    }
+                }
+            })
+            .map_err(EscalateError::Spawn)?;
         let (stop_timer, stopped) = mpsc::channel::<()>();
         let timer = {
             let handle = handle.clone();

@@ -89,6 +89,10 @@ pub struct Escalation {
     /// LogQL that finds these lines; empty when the stream's labels are unknown.
     pub loki_query: String,
     pub host: String,
+    /// The route's `mention` ids, which chat receivers add to their own; only ever from the
+    /// config. Not written when empty, so the object is exactly SPEC §5 unless a route uses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mention: Vec<String>,
 }
 
 /// The first record of a window, with the event keys of SPEC §4. Long text is cut at
@@ -258,6 +262,7 @@ pub fn sample_escalation(receiver: &str, host: String) -> Escalation {
         sample,
         context: vec!["INFO logward notify test: a line before the sample".into()],
         host,
+        mention: Vec::new(),
     }
 }
 
@@ -533,6 +538,7 @@ pub(crate) mod tests {
             sample,
             context: vec!["INFO connecting to db".into()],
             host: "build-01".into(),
+            mention: Vec::new(),
         }
     }
 
@@ -574,6 +580,18 @@ pub(crate) mod tests {
         let e = escalation();
         let back: Escalation = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_route_mention_is_written_only_when_set_and_read_back() {
+        let mut e = escalation();
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("\"mention\""), "{text}");
+        e.mention = vec!["U012AB3CD".into()];
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.ends_with(",\"mention\":[\"U012AB3CD\"]}"), "{text}");
+        let back: Escalation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.mention, ["U012AB3CD"]);
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub async fn run(
                 config.loki_query_labels(),
                 {
                     let delivery = delivery.clone();
-                    move |esc: &Escalation, _: &WindowsHandle| delivery.submit(esc)
+                    move |burst: &[Escalation]| delivery.submit_all(burst)
                 },
             )?;
             let _ = windows.set(running.handle());

@@ -1,5 +1,8 @@
-//! `logward replay`: reads files once from the start, with no positions and
-//! nothing sent, and prints one event per record as NDJSON on stdout.
+//! `logward replay`: reads files once from the start, with no positions, and prints one event
+//! per record as NDJSON on stdout and the escalations its routes make on stderr; with
+//! `--send` ([`send`]) the escalations also go to the configured receivers.
+
+pub mod send;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -36,6 +39,7 @@ pub fn replay(
     patterns: &SharedPatterns,
     out: &mut impl Write,
     escalations: &mut impl Write,
+    send: Option<&send::Sending>,
 ) -> Result<(), ReplayError> {
     let mut buf = Vec::with_capacity(1 << 20);
     let routes: Arc<[Route]> = config.map_or_else(|| Arc::from([]), |c| c.routes.clone());
@@ -93,21 +97,27 @@ pub fn replay(
             }
             out.write_all(&buf).map_err(ReplayError::Write)?;
             windows.observe(&events, None, &mut |e| decided.push(e));
-            write_escalations(escalations, &mut decided)?;
+            if let (Some(send), Some(last)) = (send, events.last()) {
+                for esc in send.over_rate() {
+                    windows.fold(&esc, last.ts, &mut |e| decided.push(e));
+                }
+            }
+            write_escalations(escalations, &mut decided, send)?;
             if n == 0 {
                 break;
             }
         }
     }
     windows.finish(&mut |e| decided.push(e));
-    write_escalations(escalations, &mut decided)?;
+    write_escalations(escalations, &mut decided, send)?;
     out.flush().map_err(ReplayError::Write)
 }
 
-/// Writes the escalations decided so far as NDJSON (SPEC §5).
+/// Writes the escalations decided so far as NDJSON (SPEC §5), and submits them when sending.
 fn write_escalations(
     to: &mut impl Write,
     decided: &mut Vec<Escalation>,
+    send: Option<&send::Sending>,
 ) -> Result<(), ReplayError> {
     if decided.is_empty() {
         return Ok(());
@@ -117,6 +127,9 @@ fn write_escalations(
         // Serializing plain data into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut buf, &esc);
         buf.push(b'\n');
+        if let Some(send) = send {
+            send.submit(&esc);
+        }
     }
     to.write_all(&buf).map_err(ReplayError::Write)
 }

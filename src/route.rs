@@ -55,6 +55,8 @@ pub struct Route {
     pub inhibit: Vec<Inhibit>,
     /// How many preceding lines of the stream an escalation carries as `context`.
     pub context_lines: usize,
+    /// `mention`: ids the chat receivers of this route mention, besides their own.
+    pub mention: Vec<String>,
 }
 
 impl Route {
@@ -73,6 +75,7 @@ impl Route {
             continue_: false,
             inhibit: Vec::new(),
             context_lines: DEFAULT_CONTEXT_LINES,
+            mention: Vec::new(),
         }
     }
 

@@ -105,6 +105,10 @@ struct Book {
 #[derive(Debug, Clone)]
 pub struct Positions {
     book: Arc<Mutex<Book>>,
+    /// Held for a whole write: the source that becomes ready, the checkpoint loop and the
+    /// shutdown all persist, and two writes at once would share `positions.tmp` (one rename
+    /// fails, or a snapshot older than the one on disk replaces it).
+    writing: Arc<Mutex<()>>,
     path: PathBuf,
 }
 
@@ -132,6 +136,7 @@ impl Positions {
         }
         Ok(Positions {
             book: Arc::new(Mutex::new(book)),
+            writing: Arc::default(),
             path,
         })
     }
@@ -140,6 +145,7 @@ impl Positions {
     pub fn in_memory() -> Positions {
         Positions {
             book: Arc::default(),
+            writing: Arc::default(),
             path: PathBuf::new(),
         }
     }
@@ -289,6 +295,7 @@ impl Positions {
         if self.path.as_os_str().is_empty() {
             return Ok(false);
         }
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let mut book = self.lock();
             if !book.dirty {
@@ -473,6 +480,35 @@ mod tests {
         assert!(!p.persist().unwrap(), "nothing changed, nothing written");
         let q = Positions::open(dir.path()).unwrap();
         assert!(q.source_started_before("s"));
+        assert_eq!(
+            q.claim(FileKey { dev: 1, ino: 2 }).map(|f| f.offset),
+            Some(42)
+        );
+    }
+
+    #[test]
+    fn concurrent_persists_all_succeed_and_leave_the_newest_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Positions::open(dir.path()).unwrap();
+        let g = p.track(saved(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        p.first_scan_done("s");
+                        p.persist().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        p.issue(&cp(g, 0, 42));
+        p.ack(&cp(g, 0, 42));
+        p.persist().unwrap();
+        let q = Positions::open(dir.path()).unwrap();
         assert_eq!(
             q.claim(FileKey { dev: 1, ino: 2 }).map(|f| f.offset),
             Some(42)

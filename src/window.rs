@@ -1063,6 +1063,7 @@ impl Windows {
                 context: g.context.clone(),
                 loki_query: query.clone(),
                 host: self.host.clone(),
+                mention: r.mention.clone(),
             });
         }
         g.unreported = 0;

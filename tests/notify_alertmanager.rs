@@ -1,6 +1,11 @@
 //! The `alertmanager` receiver against the real `prometheus-alertmanager` (Debian package),
 //! started here on free ports with a null receiver, no clustering and its storage in a temp
 //! directory; what it holds is read back through `GET /api/v2/alerts` and `/api/v2/alerts/groups`.
+//! Sender-level tests, then `logward run` delivering to it (`tests/common/delivery.rs`).
+
+#[path = "common/chat_server.rs"]
+mod chat_server;
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -49,6 +54,11 @@ struct Am {
 
 impl Am {
     fn start() -> Am {
+        Am::start_on(free_port())
+    }
+
+    /// An Alertmanager on `port` (one a receiver was pointed at while it was down).
+    fn start_on(port: u16) -> Am {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("alertmanager.yml");
         std::fs::write(
@@ -56,7 +66,6 @@ impl Am {
             "route:\n  receiver: 'null'\n  group_by: [alertname]\nreceivers:\n  - name: 'null'\n",
         )
         .unwrap();
-        let port = free_port();
         let child = Command::new(binary())
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
@@ -118,7 +127,7 @@ fn receiver(keys: &str) -> config::Alertmanager {
 }
 
 fn sender(keys: &str) -> Alertmanager {
-    Alertmanager::new(Arc::from("am"), &receiver(keys)).unwrap()
+    Alertmanager::new(Arc::from("am"), &receiver(keys))
 }
 
 fn urls(ams: &[&Am]) -> String {
@@ -169,6 +178,7 @@ fn escalation(host: &str, kind: Kind, first: Timestamp, last: Timestamp) -> Esca
         context: vec!["INFO connecting to db".into()],
         loki_query: "{job=\"jenkins\"} |= \"ERROR db timeout after\"".into(),
         host: host.into(),
+        mention: Vec::new(),
     }
 }
 
@@ -233,6 +243,42 @@ fn alertmanager_wire_format() {
         Timestamp::from_nanos(later.as_nanos() + 30 * 60 * 1_000_000_000)
     );
     assert_eq!(time(&alerts[0]["startsAt"]), first);
+}
+
+/// Every line of the hostile corpus, as service, message, sample, run id and context: the
+/// real Alertmanager takes each alert and holds exactly the labels and annotations logward
+/// built, byte for byte. Alertmanager's API and its notification templates treat them as plain
+/// strings; no line adds a label, changes the alert's name or is refused.
+#[test]
+fn alertmanager_hostile_lines_arrive_as_plain_label_and_annotation_values() {
+    let am = Am::start();
+    let cfg = receiver(&urls(&[&am]));
+    let mut s = Alertmanager::new(Arc::from("am"), &cfg);
+    let lines = chat_server::hostile_lines();
+    let mut sent = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut esc = chat_server::escalation(line);
+        esc.receiver = "am".into();
+        (esc.first_seen, esc.last_seen) = (secs_ago(60), secs_ago(0));
+        esc.fingerprint = Some(Fingerprint(i as u64 + 1));
+        esc.group = Map::from_iter([("fingerprint".into(), json!(format!("{:016x}", i + 1)))]);
+        let built = logward::notify::alertmanager::alert(&esc, &cfg);
+        accepted(s.send(&esc, "k"));
+        sent.insert(built.labels["fingerprint"].clone(), built);
+    }
+    let held = am.alerts();
+    assert_eq!(held.len(), lines.len(), "one alert per line");
+    for a in &held {
+        let fingerprint = a["labels"]["fingerprint"].as_str().unwrap();
+        let built = &sent[fingerprint];
+        assert_eq!(a["labels"], json!(built.labels), "labels as built");
+        assert_eq!(
+            a["annotations"],
+            json!(built.annotations),
+            "annotations as built"
+        );
+        assert_eq!(a["labels"]["alertname"], "java.exception");
+    }
 }
 
 #[test]
@@ -395,14 +441,14 @@ fn alertmanager_credentials_never_shown() {
         file.display()
     ));
     let mut shown = format!("{cfg:?}");
-    let mut s = Alertmanager::new(Arc::from("am"), &cfg).unwrap();
+    let mut s = Alertmanager::new(Arc::from("am"), &cfg);
     let esc = escalation("build-01", Kind::First, secs_ago(60), secs_ago(1));
     shown.push_str(&format!("{:?}", s.send(&esc, "k")));
     let basic = receiver(&format!(
         "urls = [\"{down}\"]\nusername = \"logward\"\npassword = \"pa55w0rd-basic\""
     ));
     shown.push_str(&format!("{basic:?}"));
-    let mut s = Alertmanager::new(Arc::from("am"), &basic).unwrap();
+    let mut s = Alertmanager::new(Arc::from("am"), &basic);
     shown.push_str(&format!("{:?}", s.send(&esc, "k")));
     for secret in ["s3cr3t-bearer-token", "pa55w0rd-basic"] {
         assert!(!shown.contains(secret), "{secret} shown in {shown}");
@@ -445,4 +491,201 @@ fn alertmanager_resolve_after_defaults_to_twice_the_longest_window() {
         receiver("urls = [\"http://am:9093\"]").resolve_after,
         Duration::from_secs(20 * 60)
     );
+}
+
+// Through `logward run`: a file source, route `errors` (one group per service), receiver `am`.
+
+use common::delivery::{Delivery, assert_no_secret, logged_keys};
+
+/// Receiver `am` to `url`, with more `keys`.
+fn am_table(url: &str, keys: &str) -> String {
+    format!("type = \"alertmanager\"\nurls = [\"{url}\"]\n{keys}\n")
+}
+
+/// Waits until `am` holds the alert of service `service`; returns it.
+fn wait_alert(am: &Am, agent: &common::Agent, service: &str) -> Value {
+    common::wait_until(
+        &format!("the alert of {service} in Alertmanager"),
+        agent,
+        || {
+            am.alerts()
+                .into_iter()
+                .find(|a| a["labels"]["service"] == service)
+        },
+    )
+}
+
+/// Alertmanager has no rate limit and no 429: its "try later" is being down (or a 5xx from a
+/// proxy in front). It is down when the error comes: the attempts fail on the refused
+/// connection and are counted as retries; once it is started on its port, the next attempt
+/// delivers the alert, and the outbox empties.
+#[test]
+fn alertmanager_down_then_started_gets_the_alert_through_run() {
+    let port = free_port();
+    let d = Delivery::new(
+        &[("am", &am_table(&format!("http://127.0.0.1:{port}"), ""))],
+        &[],
+    );
+    let agent = d.start();
+    d.error("api");
+    d.wait_metric(
+        &agent,
+        "logward_receiver_retries_total{receiver=\"am\"}",
+        1.0,
+    );
+    assert_eq!(d.outbox().len(), 1, "waiting in the outbox meanwhile");
+    let am = Am::start_on(port);
+    let alert = wait_alert(&am, &agent, "api");
+    d.wait_outbox_empty(&agent);
+    let metrics = d.metrics(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("POST failed: cannot connect"), "{stderr}");
+    assert_eq!(alert["labels"]["route"], "errors");
+    assert_eq!(alert["labels"]["severity"], "error");
+    assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(am.alerts().len(), 1);
+    assert_eq!(
+        common::sample(
+            &metrics,
+            "logward_escalations_total{route=\"errors\",receiver=\"am\",kind=\"first\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// Alertmanager down, the escalation waiting in `state_dir/outbox`, `kill -9`; the restarted
+/// agent delivers it once Alertmanager is up, under the key of its first attempt. (An alert is
+/// identified by its labels, so a repeat would update the same alert, not add one.)
+#[test]
+fn alertmanager_escalation_in_the_outbox_at_kill_9_is_delivered_after_the_restart() {
+    let port = free_port();
+    let d = Delivery::new(
+        &[("am", &am_table(&format!("http://127.0.0.1:{port}"), ""))],
+        &[],
+    );
+    let agent = d.start();
+    d.error("api");
+    d.wait_metric(
+        &agent,
+        "logward_receiver_retries_total{receiver=\"am\"}",
+        1.0,
+    );
+    let queued = d.wait_outbox(&agent, 1);
+    d.wait_checkpointed(&agent);
+    let tried = logged_keys(&agent.stderr(), "delivery failed; will retry");
+    agent.kill9();
+    assert_eq!(d.outbox(), queued, "kill -9 keeps the outbox");
+    assert_eq!(tried[0], queued[0].key);
+
+    let am = Am::start_on(port);
+    let agent = d.start();
+    wait_alert(&am, &agent, "api");
+    d.wait_outbox_empty(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(am.alerts().len(), 1);
+    assert_eq!(
+        logged_keys(&stderr, "escalation delivered"),
+        [queued[0].key.clone()]
+    );
+}
+
+/// A final answer is not retried. Alertmanager answers 400 only to an alert logward never
+/// builds from a log (a start after its end, a bad label name: see
+/// `alertmanager_invalid_alert_is_rejected_not_retried` for the 400 itself); what a
+/// configuration can get wrong is the url: a path it does not serve gets its own
+/// `404 page not found`, rejected once, counted, and the outbox is empty afterwards.
+#[test]
+fn alertmanager_a_path_it_does_not_serve_is_rejected_not_retried_through_run() {
+    let am = Am::start();
+    let d = Delivery::new(&[("am", &am_table(&format!("{}/nope/", am.url), ""))], &[]);
+    let agent = d.start();
+    d.error("api");
+    d.wait_metric(
+        &agent,
+        "logward_receiver_errors_total{receiver=\"am\",reason=\"rejected\"}",
+        1.0,
+    );
+    d.wait_outbox_empty(&agent);
+    let metrics = d.metrics(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("rejected the escalation"))
+        .unwrap_or_else(|| panic!("no rejection logged:\n{stderr}"));
+    assert!(
+        line.contains("alertmanager 1 of 1: 404 Not Found: 404 page not found"),
+        "{line}"
+    );
+    assert!(!line.contains("/nope"), "the url is not shown: {line}");
+    assert_eq!(
+        common::sample(&metrics, "logward_receiver_retries_total{receiver=\"am\"}"),
+        None
+    );
+    assert!(am.alerts().is_empty());
+}
+
+/// A bearer token (`${VAR}`) and a basic-auth password (`password_file`) show in no output:
+/// `check`, `notify test` (taken, and failed on a closed port), the agent's stdout and stderr
+/// at debug level, `/metrics`, `state_dir` (the outbox holds the failing receiver's alert).
+#[test]
+fn alertmanager_credentials_show_nowhere_through_run() {
+    const TOKEN: &str = "am-BEARER-t0ken-77";
+    const PASSWORD: &str = "am-basic-PASSW0RD-31";
+    let am = Am::start();
+    let files = tempfile::tempdir().unwrap();
+    let password_file = files.path().join("am-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let d = Delivery::new(
+        &[
+            ("am", &am_table(&am.url, "bearer_token = \"${AM_TOKEN}\"")),
+            (
+                "down",
+                &am_table(
+                    &down,
+                    &format!(
+                        "username = \"logward\"\npassword_file = \"{}\"",
+                        password_file.display()
+                    ),
+                ),
+            ),
+        ],
+        &[("AM_TOKEN", TOKEN)],
+    );
+    let check = d.run(&["check"]);
+    assert!(check.status.success(), "{}", check.all_output());
+    let tested = d.run(&["notify", "test", "am"]);
+    assert_eq!(tested.status.code(), Some(0), "{}", tested.all_output());
+    let failed = d.run(&["notify", "test", "down"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", failed.all_output());
+
+    let agent = d.start_with(&[("LOGWARD_LOG", "debug")]);
+    d.error("api");
+    let alert = wait_alert(&am, &agent, "api");
+    d.wait_metric(
+        &agent,
+        "logward_receiver_retries_total{receiver=\"down\"}",
+        1.0,
+    );
+    let metrics = d.metrics(&agent);
+    let (status, stdout, stderr) = agent.stop_capturing();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(alert["labels"]["route"], "errors");
+    assert!(d.outbox().iter().any(|q| q.receiver == "down"));
+    let mut places = vec![
+        ("`logward check`".to_string(), check.all_output()),
+        ("`logward notify test am`".into(), tested.all_output()),
+        ("`logward notify test down`".into(), failed.all_output()),
+        ("the agent's stdout".into(), stdout),
+        ("the agent's stderr (debug)".into(), stderr),
+        ("/metrics".into(), metrics),
+    ];
+    for (path, text) in d.state_files() {
+        places.push((path.display().to_string(), text));
+    }
+    assert_no_secret(&[TOKEN, PASSWORD], &places);
 }

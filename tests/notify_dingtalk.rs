@@ -5,6 +5,9 @@
 
 #[path = "common/chat_server.rs"]
 mod chat_server;
+mod common;
+#[path = "common/web_delivery.rs"]
+mod web_delivery;
 
 use std::time::Duration;
 
@@ -19,10 +22,14 @@ use serde_json::json;
 const SECRET: &str = "SECdingtalk0123456789";
 const EXPLORE: &str = "https://grafana.example/explore?left={loki_query}";
 
-fn signed_server() -> ChatServer {
-    ChatServer::start(Provider::DingTalk {
+fn signed() -> Provider {
+    Provider::DingTalk {
         secret: Some(SECRET.into()),
-    })
+    }
+}
+
+fn signed_server() -> ChatServer {
+    ChatServer::start(signed())
 }
 
 fn dingtalk(server: &ChatServer, signing: Option<&str>, mention: &[&str]) -> DingTalk {
@@ -215,4 +222,31 @@ fn secrets_never_show_in_debug_or_errors() {
         !reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("sign="),
         "{reason}"
     );
+}
+
+// Through `logward run` (scenarios in tests/common/web_delivery.rs).
+
+#[test]
+fn run_holds_an_escalation_refused_with_130101_for_the_ten_minute_block() {
+    web_delivery::its_rate_limit_code_holds_the_escalation_for_the_block(signed(), "600s");
+}
+
+#[test]
+fn run_retries_a_429_no_sooner_than_retry_after_and_delivers_once() {
+    web_delivery::retried_after_a_429_no_sooner_than_retry_after(signed());
+}
+
+#[test]
+fn run_does_not_retry_keywords_not_in_content() {
+    web_delivery::its_permanent_error_is_not_retried(signed());
+}
+
+#[test]
+fn run_delivers_once_after_kill_9_during_a_hung_attempt() {
+    web_delivery::in_flight_at_kill_9_is_delivered_once_after_the_restart(signed());
+}
+
+#[test]
+fn run_shows_the_access_token_and_signing_secret_nowhere() {
+    web_delivery::secrets_show_nowhere(signed());
 }

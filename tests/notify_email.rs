@@ -1,5 +1,9 @@
 //! The `email` receiver against a real SMTP server: aiosmtpd (PyPI), started per test by
 //! `tests/peers/smtp_sink.py`, which stores every mail it takes; the tests parse what it stored.
+//! Sender-level tests, then `logward run` delivering to it (`tests/common/delivery.rs`),
+//! over plain text, STARTTLS and implicit TLS to a private CA (`tests/common/tls.rs`).
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -59,10 +63,28 @@ impl Sink {
 
     /// The raw mails received, in order.
     fn mails(&self) -> Vec<Vec<u8>> {
+        self.files("eml")
+    }
+
+    /// The mails answered 451 at DATA (`--tempfail-data`), raw, in order.
+    fn tempfailed(&self) -> Vec<Vec<u8>> {
+        self.files("tempfailed")
+    }
+
+    /// Every RCPT TO refused, as "CODE ADDR".
+    fn refused(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("refused.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn files(&self, extension: &str) -> Vec<Vec<u8>> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .filter(|p| p.extension().is_some_and(|x| x == extension))
             .collect();
         paths.sort();
         paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
@@ -93,6 +115,8 @@ impl Sink {
             password: None,
             subject_prefix: Some("[ci]".into()),
             timeout: Duration::from_secs(5),
+            template: None,
+            ca_file: None,
         }
     }
 }
@@ -547,6 +571,8 @@ fn a_server_that_is_down_is_retried() {
         password: Some(secret(PASSWORD)),
         subject_prefix: None,
         timeout: Duration::from_secs(2),
+        template: None,
+        ca_file: None,
     };
     let started = Instant::now();
     let outcome = Email::new("mail".into(), &cfg)
@@ -588,4 +614,366 @@ fn tls_modes_fail_closed_against_a_plain_server_without_panicking() {
         "a TLS handshake with a plain server fails: {outcome:?}"
     );
     assert!(sink.mails().is_empty(), "nothing was sent in clear text");
+}
+
+/// `logward run` with a `template`: the text part is the template's text, the HTML part shows
+/// the same text escaped whole, and a log line's markup stays text in both.
+#[test]
+fn run_mails_a_templates_text_and_shows_the_same_text_as_html() {
+    let sink = Sink::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("logward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{state}"
+checkpoint_interval = "100ms"
+
+[[source]]
+name = "test"
+type = "file"
+paths = ["{logs}/*.log"]
+poll_interval = "20ms"
+
+[[route]]
+name = "errors"
+receivers = ["mail"]
+mention = ["U012AB3CD"]
+
+[receiver.mail]
+type = "email"
+smarthost = "127.0.0.1:{port}"
+tls = "none"
+from = "logward@example.com"
+to = ["oncall@example.com"]
+template = '''
+Route {{{{ route }}}} ({{{{ kind }}}}, {{{{ count }}}})
+<b>{{{{ sample.line|safe }}}}</b>
+'''
+"#,
+            state = dir.path().join("state").display(),
+            logs = logs.display(),
+            port = sink.port,
+        ),
+    )
+    .unwrap();
+    let line = "ERROR <a href=\"https://evil.example\">click</a> & <script>x</script>";
+    std::fs::write(logs.join("app.log"), format!("{line}\n")).unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_logward"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.mails().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert!(status.success());
+    let raw = sink.only_mail();
+    let mail = parse(&raw);
+    assert_eq!(
+        text_part(&mail),
+        format!("Route errors (first, 1)\n<b>{line}</b>")
+    );
+    let html = html_part(&mail);
+    assert!(
+        html.contains(
+            "<pre style=\"font-family:sans-serif;white-space:pre-wrap\">Route errors (first, 1)\n&lt;b&gt;ERROR &lt;a href=&quot;https://evil.example&quot;&gt;click&lt;/a&gt; &amp; &lt;script&gt;x&lt;/script&gt;&lt;/b&gt;</pre>"
+        ),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<a ") && !html.contains("<script") && !html.contains("<b>"),
+        "{html}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("U012AB3CD"),
+        "an e-mail mentions no one"
+    );
+}
+// Through `logward run`: a file source, route `errors` (one group per service), receiver `mail`.
+
+use common::delivery::{Delivery, assert_no_secret, logged_keys};
+
+/// Receiver `mail` to `host:port` with more `keys` (`tls` among them, else plain text).
+fn mail_table(host: &str, port: u16, keys: &str) -> String {
+    let tls = match keys.contains("tls =") {
+        true => "",
+        false => "tls = \"none\"\n",
+    };
+    format!(
+        "type = \"email\"\nsmarthost = \"{host}:{port}\"\n{tls}from = \"logward <logward@build-01.example>\"\nto = [\"oncall@example.com\"]\ntimeout = \"3s\"\n{keys}\n"
+    )
+}
+
+/// Waits until `sink` took `n` mails; returns them.
+fn wait_mails(sink: &Sink, agent: &common::Agent, n: usize) -> Vec<Vec<u8>> {
+    common::wait_until(&format!("{n} mail(s) taken"), agent, || {
+        let mails = sink.mails();
+        (mails.len() >= n).then_some(mails)
+    })
+}
+
+/// The Message-ID and `X-Logward-Idempotency-Key` of a raw mail.
+fn ids(raw: &[u8]) -> (String, String) {
+    let m = parse(raw);
+    let key = m.header_raw("X-Logward-Idempotency-Key").map(str::trim);
+    (
+        m.message_id().unwrap_or_default().to_string(),
+        key.unwrap_or_default().to_string(),
+    )
+}
+
+/// SMTP's "try later" is a 4xx reply: the first DATA is answered 451, the retry is taken.
+/// One mail arrives, with the Message-ID and idempotency key of the attempt refused, and the
+/// retry is counted.
+#[test]
+fn email_451_is_retried_and_one_mail_arrives_through_run() {
+    let sink = Sink::start(&["--tempfail-data", "1"]);
+    let d = Delivery::new(&[("mail", &mail_table("127.0.0.1", sink.port, ""))], &[]);
+    let agent = d.start();
+    d.error("api");
+    let mails = wait_mails(&sink, &agent, 1);
+    d.wait_outbox_empty(&agent);
+    let metrics = d.metrics(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(mails.len(), 1, "exactly one mail");
+    let refused = sink.tempfailed();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(ids(&refused[0]), ids(&mails[0]), "the same mail, retried");
+    assert!(stderr.contains("(451)"), "{stderr}");
+    assert_eq!(
+        common::sample(
+            &metrics,
+            "logward_receiver_retries_total{receiver=\"mail\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
+
+/// A 550 is final: one RCPT TO, the server's words in the log, counted as rejected, the outbox
+/// empty afterwards.
+#[test]
+fn email_550_is_not_retried_through_run() {
+    let sink = Sink::start(&["--reject", "oncall@example.com"]);
+    let d = Delivery::new(&[("mail", &mail_table("127.0.0.1", sink.port, ""))], &[]);
+    let agent = d.start();
+    d.error("api");
+    d.wait_metric(
+        &agent,
+        "logward_receiver_errors_total{receiver=\"mail\",reason=\"rejected\"}",
+        1.0,
+    );
+    d.wait_outbox_empty(&agent);
+    let metrics = d.metrics(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(sink.refused(), ["550 oncall@example.com"], "tried once");
+    assert!(sink.mails().is_empty());
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("rejected the escalation"))
+        .unwrap_or_else(|| panic!("no rejection logged:\n{stderr}"));
+    assert!(
+        line.contains("receiver `mail`: SMTP refused the mail") && line.contains("User unknown"),
+        "{line}"
+    );
+    assert_eq!(
+        common::sample(
+            &metrics,
+            "logward_receiver_retries_total{receiver=\"mail\"}"
+        ),
+        None
+    );
+}
+
+/// The smarthost refuses every mail for now (451 at DATA); the escalation waits in the outbox;
+/// `kill -9`; the restarted agent, with a server that takes mail on the same port, delivers it
+/// exactly once, with the Message-ID and idempotency key of the first attempt.
+#[test]
+fn email_in_the_outbox_at_kill_9_is_delivered_once_after_the_restart() {
+    let busy = Sink::start(&["--tempfail-data", "1000"]);
+    let port = busy.port;
+    let d = Delivery::new(&[("mail", &mail_table("127.0.0.1", port, ""))], &[]);
+    let agent = d.start();
+    d.error("api");
+    common::wait_until("the first attempt", &agent, || {
+        (!busy.tempfailed().is_empty()).then_some(())
+    });
+    let queued = d.wait_outbox(&agent, 1);
+    d.wait_checkpointed(&agent);
+    agent.kill9();
+    let first = ids(&busy.tempfailed()[0]);
+    drop(busy);
+    assert_eq!(d.outbox(), queued, "kill -9 keeps the outbox");
+
+    let sink = Sink::start(&["--port", &port.to_string()]);
+    let agent = d.start();
+    let mails = wait_mails(&sink, &agent, 1);
+    d.wait_outbox_empty(&agent);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(sink.mails().len(), 1, "exactly once");
+    assert_eq!(ids(&mails[0]), first, "the same Message-ID and key");
+    assert_eq!(first.1, queued[0].key);
+    assert_eq!(
+        logged_keys(&stderr, "escalation delivered"),
+        [queued[0].key.clone()]
+    );
+}
+
+/// The SMTP password, from `password_file` and from `${VAR}`, shows in no output: `check`,
+/// `notify test` (taken; refused 550; server down), the agent's stdout and stderr at debug
+/// level, `/metrics` and `state_dir`, while `mail` delivers, `gone` is refused (550) and
+/// `down` keeps retrying a closed port.
+#[test]
+fn email_password_shows_nowhere_through_run() {
+    const PASSWORD: &str = "smtp-PASSW0RD-9d2e";
+    let sink = Sink::start(&[
+        "--auth",
+        &format!("logward:{PASSWORD}"),
+        "--reject",
+        "gone@example.com",
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    let password_file = files.path().join("smtp-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let from_file = format!(
+        "username = \"logward\"\npassword_file = \"{}\"",
+        password_file.display()
+    );
+    let from_env = "username = \"logward\"\npassword = \"${SMTP_PASSWORD}\"";
+    let gone = mail_table("127.0.0.1", sink.port, from_env)
+        .replace("oncall@example.com", "gone@example.com");
+    let d = Delivery::new(
+        &[
+            ("mail", &mail_table("127.0.0.1", sink.port, &from_file)),
+            ("gone", &gone),
+            ("down", &mail_table("127.0.0.1", closed_port(), from_env)),
+        ],
+        &[("SMTP_PASSWORD", PASSWORD)],
+    );
+    let check = d.run(&["check"]);
+    assert!(check.status.success(), "{}", check.all_output());
+    let tested: Vec<(String, String)> = [("mail", 0), ("gone", 1), ("down", 1)]
+        .iter()
+        .map(|(name, code)| {
+            let out = d.run(&["notify", "test", name]);
+            assert_eq!(out.status.code(), Some(*code), "{}", out.all_output());
+            (format!("`logward notify test {name}`"), out.all_output())
+        })
+        .collect();
+
+    let agent = d.start_with(&[("LOGWARD_LOG", "debug")]);
+    d.error("api");
+    wait_mails(&sink, &agent, 2);
+    d.wait_metric(
+        &agent,
+        "logward_receiver_errors_total{receiver=\"gone\",reason=\"rejected\"}",
+        1.0,
+    );
+    d.wait_metric(
+        &agent,
+        "logward_receiver_retries_total{receiver=\"down\"}",
+        1.0,
+    );
+    let metrics = d.metrics(&agent);
+    let (status, stdout, stderr) = agent.stop_capturing();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("User unknown"), "{stderr}");
+    assert!(d.outbox().iter().any(|q| q.receiver == "down"));
+    let mut places = vec![
+        ("`logward check`".to_string(), check.all_output()),
+        ("the agent's stdout".into(), stdout),
+        ("the agent's stderr (debug)".into(), stderr),
+        ("/metrics".into(), metrics),
+    ];
+    places.extend(tested);
+    for (path, text) in d.state_files() {
+        places.push((path.display().to_string(), text));
+    }
+    assert_no_secret(&[PASSWORD], &places);
+}
+
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Mail over `tls` ("starttls" or "tls") to a smarthost whose certificate a private CA signed,
+/// trusted through `ca_file`, with AUTH after TLS: delivered, and the rustls set-up of the
+/// binary (one crypto provider) survives a real handshake. The same server without `ca_file`
+/// is not trusted: the attempt fails on the certificate and nothing is sent.
+fn tls_delivery(tls: &str, sink_mode: &str) {
+    const PASSWORD: &str = "tls-PASSW0RD";
+    let ca = common::tls::TestCa::new();
+    let sink = Sink::start(&[
+        "--tls",
+        sink_mode,
+        "--cert",
+        &ca.cert.display().to_string(),
+        "--key",
+        &ca.key.display().to_string(),
+        "--auth",
+        &format!("logward:{PASSWORD}"),
+    ]);
+    let keys = format!(
+        "tls = \"{tls}\"\nusername = \"logward\"\npassword = \"{PASSWORD}\"\nca_file = \"{}\"",
+        ca.ca.display()
+    );
+    let untrusted = format!("tls = \"{tls}\"\nusername = \"logward\"\npassword = \"{PASSWORD}\"");
+    let d = Delivery::new(
+        &[
+            ("mail", &mail_table("localhost", sink.port, &keys)),
+            ("untrusted", &mail_table("localhost", sink.port, &untrusted)),
+        ],
+        &[],
+    );
+    let refused = d.run(&["notify", "test", "untrusted"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("certificate"),
+        "fails on the certificate: {}",
+        refused.stderr
+    );
+    assert!(sink.mails().is_empty());
+
+    let agent = d.start();
+    d.error("api");
+    let mails = wait_mails(&sink, &agent, 1);
+    common::wait_until("the mail delivered", &agent, || {
+        d.outbox()
+            .iter()
+            .all(|q| q.receiver == "untrusted")
+            .then_some(())
+    });
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        parse(&mails[0]).subject(),
+        Some("ERROR api: disk full on /var/data")
+    );
+}
+
+#[test]
+fn email_over_starttls_to_a_private_ca_through_run() {
+    tls_delivery("starttls", "starttls");
+}
+
+#[test]
+fn email_over_implicit_tls_to_a_private_ca_through_run() {
+    tls_delivery("tls", "implicit");
 }

@@ -4,6 +4,9 @@
 
 #[path = "common/chat_server.rs"]
 mod chat_server;
+mod common;
+#[path = "common/web_delivery.rs"]
+mod web_delivery;
 
 use std::time::Duration;
 
@@ -18,10 +21,14 @@ use serde_json::Value;
 const SECRET: &str = "fs-SIGNING-secret-77";
 const EXPLORE: &str = "https://grafana.example/explore?left={loki_query}";
 
-fn signed_server() -> ChatServer {
-    ChatServer::start(Provider::Feishu {
+fn signed() -> Provider {
+    Provider::Feishu {
         secret: Some(SECRET.into()),
-    })
+    }
+}
+
+fn signed_server() -> ChatServer {
+    ChatServer::start(signed())
 }
 
 fn feishu(server: &ChatServer, signing: Option<&str>, mention: &[&str]) -> Feishu {
@@ -141,7 +148,7 @@ fn dingtalks_signing_method_is_refused_by_feishu() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let mut body = logward::notify::feishu::payload(&plain_escalation(), &[], None);
+    let mut body = logward::notify::feishu::payload(&plain_escalation(), &Default::default());
     body["timestamp"] = Value::from(ts.to_string());
     body["sign"] = Value::from(logward::notify::dingtalk::sign(ts, SECRET));
     let answer: Value = reqwest::blocking::Client::new()
@@ -290,4 +297,31 @@ fn secrets_never_show_in_debug_or_errors() {
         !reason.contains(TOKEN) && !reason.contains(SECRET) && !reason.contains("/hook/"),
         "{reason}"
     );
+}
+
+// Through `logward run` (scenarios in tests/common/web_delivery.rs).
+
+#[test]
+fn run_retries_code_11232_and_delivers_once() {
+    web_delivery::its_rate_limit_code_is_retried(signed());
+}
+
+#[test]
+fn run_retries_a_429_no_sooner_than_retry_after_and_delivers_once() {
+    web_delivery::retried_after_a_429_no_sooner_than_retry_after(signed());
+}
+
+#[test]
+fn run_does_not_retry_key_words_not_found() {
+    web_delivery::its_permanent_error_is_not_retried(signed());
+}
+
+#[test]
+fn run_delivers_once_after_kill_9_during_a_hung_attempt() {
+    web_delivery::in_flight_at_kill_9_is_delivered_once_after_the_restart(signed());
+}
+
+#[test]
+fn run_shows_the_url_token_and_signing_secret_nowhere() {
+    web_delivery::secrets_show_nowhere(signed());
 }

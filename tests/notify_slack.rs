@@ -4,6 +4,9 @@
 
 #[path = "common/chat_server.rs"]
 mod chat_server;
+mod common;
+#[path = "common/web_delivery.rs"]
+mod web_delivery;
 
 use std::time::Duration;
 
@@ -319,4 +322,26 @@ fn the_url_never_shows_in_debug_or_errors() {
         panic!()
     };
     assert!(!reason.contains(TOKEN), "{reason}");
+}
+
+// Through `logward run` (scenarios in tests/common/web_delivery.rs).
+
+#[test]
+fn run_retries_a_429_no_sooner_than_retry_after_and_delivers_once() {
+    web_delivery::retried_after_a_429_no_sooner_than_retry_after(Provider::Slack);
+}
+
+#[test]
+fn run_does_not_retry_invalid_payload() {
+    web_delivery::its_permanent_error_is_not_retried(Provider::Slack);
+}
+
+#[test]
+fn run_delivers_once_after_kill_9_during_a_hung_attempt() {
+    web_delivery::in_flight_at_kill_9_is_delivered_once_after_the_restart(Provider::Slack);
+}
+
+#[test]
+fn run_shows_the_url_token_nowhere() {
+    web_delivery::secrets_show_nowhere(Provider::Slack);
 }

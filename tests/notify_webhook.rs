@@ -4,6 +4,9 @@
 
 #[path = "common/chat_server.rs"]
 mod chat_server;
+mod common;
+#[path = "common/web_delivery.rs"]
+mod web_delivery;
 
 use std::time::Duration;
 
@@ -16,10 +19,14 @@ use logward::notify::{Outcome, Sender};
 
 const SECRET: &str = "whsec-logward-9c1d";
 
-fn signed_server() -> ChatServer {
-    ChatServer::start(Provider::Webhook {
+fn signed() -> Provider {
+    Provider::Webhook {
         secret: Some(SECRET.into()),
-    })
+    }
+}
+
+fn signed_server() -> ChatServer {
+    ChatServer::start(signed())
 }
 
 fn webhook(server: &ChatServer, signing: Option<&str>) -> Webhook {
@@ -179,86 +186,97 @@ fn secrets_never_show_in_debug_or_errors() {
     }
 }
 
-/// `logward run` and `check` with a webhook receiver whose URL, secret and header come from
-/// the environment: the escalation arrives signed, and no secret shows in any output.
+/// `logward run` and `check` with a webhook receiver whose URL, secret and custom header come
+/// from the environment: the escalation arrives signed with the header, and none of them shows
+/// in any output.
 #[test]
-fn run_delivers_an_escalation_to_the_webhook_and_check_hides_secrets() {
+fn run_sends_the_custom_header_and_check_and_run_hide_it() {
     let server = signed_server();
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let config = dir.path().join("logward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"state_dir = "{state}"
-checkpoint_interval = "100ms"
-
-[[source]]
-name = "test"
-type = "file"
-paths = ["{logs}/*.log"]
-poll_interval = "20ms"
-
-[output.file]
-path = "{out}"
-
-[[route]]
-name = "errors"
-match = {{ level = ">=error" }}
-receivers = ["hook"]
-window = "1m"
-
-[receiver.hook]
-type = "webhook"
-url = "${{HOOK_URL}}"
-secret = "${{HOOK_SECRET}}"
-headers = {{ Authorization = "${{HOOK_AUTH}}" }}
-"#,
-            state = dir.path().join("state").display(),
-            logs = logs.display(),
-            out = dir.path().join("events.ndjson").display(),
-        ),
-    )
-    .unwrap();
     let url = server.url();
-    let vars = [
-        ("HOOK_URL", url.as_str()),
-        ("HOOK_SECRET", SECRET),
-        ("HOOK_AUTH", "Bearer hdr-TOKEN-5"),
-    ];
-    let bin = env!("CARGO_BIN_EXE_logward");
-    let check = std::process::Command::new(bin)
-        .args(["check", "-c"])
-        .arg(&config)
-        .envs(vars)
-        .output()
-        .unwrap();
-    let mut all = String::from_utf8_lossy(&check.stdout).to_string()
-        + &String::from_utf8_lossy(&check.stderr);
-    assert!(check.status.success(), "{all}");
-    std::fs::write(
-        logs.join("app.log"),
-        "2026-11-22T10:00:00Z ERROR db timeout after 30s\n",
-    )
-    .unwrap();
-    let agent = std::process::Command::new(bin)
-        .args(["run", "-c"])
-        .arg(&config)
-        .envs(vars)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let d = common::delivery::Delivery::new(
+        &[(
+            "hook",
+            "type = \"webhook\"\nurl = \"${HOOK_URL}\"\nsecret = \"${HOOK_SECRET}\"\nheaders = { Authorization = \"${HOOK_AUTH}\" }",
+        )],
+        &[
+            ("HOOK_URL", url.as_str()),
+            ("HOOK_SECRET", SECRET),
+            ("HOOK_AUTH", "Bearer hdr-TOKEN-5"),
+        ],
+    );
+    let check = d.run(&["check"]);
+    assert!(check.status.success(), "{}", check.all_output());
+    let agent = d.start();
+    d.error("api");
     let got = server.wait_accepted(1);
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let out = agent.wait_with_output().unwrap();
-    all += &String::from_utf8_lossy(&out.stdout);
-    all += &String::from_utf8_lossy(&out.stderr);
+    let (status, stdout, stderr) = agent.stop_capturing();
+    assert!(status.success(), "{stderr}");
     assert_eq!(got[0].body["route"], "errors");
     assert_eq!(got[0].body["receiver"], "hook");
     assert_eq!(got[0].header("authorization"), Some("Bearer hdr-TOKEN-5"));
-    for s in [TOKEN, SECRET, "hdr-TOKEN-5"] {
-        assert!(!all.contains(s), "{s} in the output:\n{all}");
-    }
+    common::delivery::assert_no_secret(
+        &[TOKEN, SECRET, "hdr-TOKEN-5"],
+        &[
+            ("`logward check`".into(), check.all_output()),
+            ("the agent's stdout".into(), stdout),
+            ("the agent's stderr".into(), stderr),
+        ],
+    );
+}
+
+// Through `logward run` (scenarios in tests/common/web_delivery.rs).
+
+#[test]
+fn run_retries_a_429_no_sooner_than_retry_after_and_delivers_once() {
+    web_delivery::retried_after_a_429_no_sooner_than_retry_after(signed());
+}
+
+#[test]
+fn run_does_not_retry_a_400() {
+    web_delivery::its_permanent_error_is_not_retried(signed());
+}
+
+#[test]
+fn run_delivers_once_with_the_same_idempotency_key_after_kill_9() {
+    web_delivery::in_flight_at_kill_9_is_delivered_once_after_the_restart(signed());
+}
+
+#[test]
+fn run_shows_the_url_token_and_signing_secret_nowhere() {
+    web_delivery::secrets_show_nowhere(signed());
+}
+
+/// HTTPS to a server whose certificate a private CA signed, trusted through `ca_file`: the
+/// escalation arrives (and the binary's rustls set-up, one crypto provider, survives a real
+/// handshake). Without `ca_file` the server is not trusted: the attempt fails on the
+/// certificate (the system's roots do not hold the private CA) and nothing arrives.
+#[test]
+fn run_delivers_over_https_to_a_private_ca_named_by_ca_file() {
+    let ca = common::tls::TestCa::new();
+    let server = ChatServer::start_tls(signed(), &ca.cert, &ca.key);
+    let url = server.url();
+    assert!(url.starts_with("https://localhost:"), "{url}");
+    let table = "type = \"webhook\"\nurl = \"${HOOK_URL}\"\nsecret = \"${HOOK_SECRET}\"";
+    let trusted = format!("{table}\nca_file = \"{}\"", ca.ca.display());
+    let d = common::delivery::Delivery::new(
+        &[("hook", &trusted), ("untrusted", table)],
+        &[("HOOK_URL", url.as_str()), ("HOOK_SECRET", SECRET)],
+    );
+    let refused = d.run(&["notify", "test", "untrusted"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("certificate"),
+        "fails on the certificate: {}",
+        refused.stderr
+    );
+    assert!(server.received().is_empty());
+
+    let agent = d.start();
+    d.error("api");
+    let got = server.wait_accepted(1);
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(got[0].body["receiver"], "hook");
+    assert_eq!(server.received().len(), 1, "nothing from `untrusted`");
 }

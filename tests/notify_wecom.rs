@@ -4,6 +4,9 @@
 
 #[path = "common/chat_server.rs"]
 mod chat_server;
+mod common;
+#[path = "common/web_delivery.rs"]
+mod web_delivery;
 
 use std::time::Duration;
 
@@ -178,4 +181,31 @@ fn the_key_never_shows_in_debug_or_errors() {
         !reason.contains(TOKEN) && !reason.contains("key="),
         "{reason}"
     );
+}
+
+// Through `logward run` (scenarios in tests/common/web_delivery.rs).
+
+#[test]
+fn run_holds_an_escalation_refused_with_45009_for_the_minute() {
+    web_delivery::its_rate_limit_code_holds_the_escalation_for_the_block(Provider::WeCom, "60s");
+}
+
+#[test]
+fn run_retries_a_429_no_sooner_than_retry_after_and_delivers_once() {
+    web_delivery::retried_after_a_429_no_sooner_than_retry_after(Provider::WeCom);
+}
+
+#[test]
+fn run_does_not_retry_an_invalid_webhook_url() {
+    web_delivery::its_permanent_error_is_not_retried(Provider::WeCom);
+}
+
+#[test]
+fn run_delivers_once_after_kill_9_during_a_hung_attempt() {
+    web_delivery::in_flight_at_kill_9_is_delivered_once_after_the_restart(Provider::WeCom);
+}
+
+#[test]
+fn run_shows_the_key_nowhere() {
+    web_delivery::secrets_show_nowhere(Provider::WeCom);
 }

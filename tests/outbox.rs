@@ -1,49 +1,51 @@
 //! Delivery through the outbox: a receiver that fails is retried until it works and gets
 //! each escalation exactly once; an escalation in the outbox at `kill -9` is sent after the
-//! restart.
+//! restart; `replay --send` takes the same path.
 
+#[path = "common/chat_server.rs"]
+mod chat_server;
 mod common;
 
 use std::fs;
 use std::path::PathBuf;
 
+use chat_server::{ChatServer, Provider, Script};
 use common::{Config, Env, read_ndjson, run_to_exit, wait_until};
 
-/// `audit` writes to `blocked/escalations.ndjson`, where `blocked` is a regular file: the
-/// receiver cannot create its directory until the test removes it.
-fn blocked_setup(env: &Env) -> PathBuf {
-    fs::write(env.path("blocked"), b"not a directory").unwrap();
+/// A config whose `errors` route sends to receiver `name` (the TOML of its table's keys), one
+/// group per service.
+fn setup(env: &Env, name: &str, receiver: &str) -> PathBuf {
     env.config_with(Config {
         top_extra: &format!(
             r#"
-[receiver.audit]
-type = "file"
-path = "{}"
+[receiver.{name}]
+{receiver}
 
 [[route]]
 name = "errors"
 match = {{ level = ">=error" }}
-receivers = ["audit"]
+receivers = ["{name}"]
 group_by = ["service"]
-"#,
-            target(env).display()
+"#
         ),
         ..Config::default()
     })
 }
 
-fn target(env: &Env) -> PathBuf {
-    env.path("blocked/escalations.ndjson")
+/// `audit` writes to `blocked/escalations.ndjson`, where `blocked` is a regular file: the
+/// receiver cannot create its directory until the test removes it.
+fn blocked_setup(env: &Env) -> PathBuf {
+    fs::write(env.path("blocked"), b"not a directory").unwrap();
+    let path = target(env);
+    setup(
+        env,
+        "audit",
+        &format!("type = \"file\"\npath = \"{}\"", path.display()),
+    )
 }
 
-fn outbox_items(env: &Env) -> usize {
-    fs::read_dir(env.path("state/outbox")).map_or(0, |d| {
-        d.filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-        })
-        .count()
-    })
+fn target(env: &Env) -> PathBuf {
+    env.path("blocked/escalations.ndjson")
 }
 
 #[test]
@@ -53,14 +55,14 @@ fn a_failing_receiver_is_retried_and_gets_the_escalation_exactly_once() {
     env.append("app.log", "2026-11-22T10:00:01Z ERROR [api] disk full\n");
     let agent = env.start(&config);
     wait_until("the escalation waiting in the outbox", &agent, || {
-        (outbox_items(&env) == 1).then_some(())
+        (env.outbox_items().len() == 1).then_some(())
     });
     wait_until("a failed attempt", &agent, || {
         agent.stderr().contains("will retry").then_some(())
     });
     fs::remove_file(env.path("blocked")).unwrap();
     wait_until("the escalation delivered", &agent, || {
-        (read_ndjson(&target(&env)).len() == 1 && outbox_items(&env) == 0).then_some(())
+        (read_ndjson(&target(&env)).len() == 1 && env.outbox_items().is_empty()).then_some(())
     });
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
@@ -77,13 +79,13 @@ fn an_escalation_in_the_outbox_at_kill_9_is_delivered_after_the_restart() {
     env.append("app.log", "2026-11-22T10:00:01Z ERROR [api] disk full\n");
     let agent = env.start(&config);
     wait_until("the escalation waiting in the outbox", &agent, || {
-        (outbox_items(&env) == 1).then_some(())
+        (env.outbox_items().len() == 1).then_some(())
     });
     agent.kill9();
     fs::remove_file(env.path("blocked")).unwrap();
     let agent = env.start(&config);
     wait_until("the escalation delivered after the restart", &agent, || {
-        (read_ndjson(&target(&env)).len() == 1 && outbox_items(&env) == 0).then_some(())
+        (read_ndjson(&target(&env)).len() == 1 && env.outbox_items().is_empty()).then_some(())
     });
     let (status, stderr) = agent.stop();
     assert!(status.success(), "{stderr}");
@@ -123,7 +125,91 @@ fn notify_test_sends_a_sample_and_prints_the_answer() {
         unknown.stderr
     );
     assert!(
-        !env.path("state/outbox").exists() || outbox_items(&env) == 0,
+        !env.path("state/outbox").exists() || env.outbox_items().is_empty(),
         "no outbox"
+    );
+}
+
+/// A webhook server whose first answer is `status` with `body`, and a config sending to it.
+fn scripted_webhook(env: &Env, status: u16, body: &str) -> (ChatServer, PathBuf) {
+    let server = ChatServer::start(Provider::Webhook { secret: None });
+    server.then(Script::Http {
+        status,
+        body: body.into(),
+        retry_after: None,
+    });
+    let url = server.url();
+    let config = setup(env, "hook", &format!("type = \"webhook\"\nurl = \"{url}\""));
+    (server, config)
+}
+
+/// `logward replay --send -c CONFIG LOG`, to its exit.
+fn replay_send(config: &std::path::Path, log: &std::path::Path) -> common::Finished {
+    let (config, log) = (config.to_str().unwrap(), log.to_str().unwrap());
+    run_to_exit(&["replay", "--send", "-c", config, log], &[], b"")
+}
+
+#[test]
+fn replay_send_delivers_through_retries_and_reports_each_receiver() {
+    let env = Env::new();
+    let (server, config) = scripted_webhook(&env, 503, "busy");
+    let log = env.write(
+        "yesterday.log",
+        "2026-11-22T10:00:01Z ERROR [api] disk full\n\
+         2026-11-22T10:00:02Z INFO [api] retrying\n\
+         2026-11-22T10:00:03Z ERROR [db] connection refused\n",
+    );
+    let done = replay_send(&config, &log);
+    assert_eq!(done.status.code(), Some(0), "{}", done.all_output());
+    let got = server.accepted();
+    let mut services: Vec<String> = got
+        .iter()
+        .map(|r| r.body["service"].as_str().unwrap_or_default().to_string())
+        .collect();
+    services.sort();
+    assert_eq!(services, ["api", "db"], "{got:#?}");
+    assert!(
+        got.iter()
+            .all(|r| r.header("x-logward-idempotency-key").is_some()),
+        "{got:#?}"
+    );
+    assert_eq!(server.received().len(), 3, "one refused attempt, retried");
+    assert!(
+        done.stderr.contains(
+            "receiver `hook`: 2 sent, 2 accepted, 0 rejected, 0 over its rate (counted in a later escalation), 0 undelivered, 1 failed attempts"
+        ),
+        "{}",
+        done.stderr
+    );
+    let printed: Vec<&str> = done.stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert_eq!(printed.len(), 2, "the escalations are still printed");
+    assert!(
+        !env.path("state/outbox").exists(),
+        "replay --send never touches the agent's state_dir"
+    );
+}
+
+#[test]
+fn replay_send_exits_1_and_names_the_rejection() {
+    let env = Env::new();
+    let (server, config) = scripted_webhook(&env, 400, "bad payload: no such channel");
+    let log = env.write(
+        "yesterday.log",
+        "2026-11-22T10:00:01Z ERROR [api] disk full\n",
+    );
+    let done = replay_send(&config, &log);
+    assert_eq!(done.status.code(), Some(1), "{}", done.all_output());
+    assert_eq!(server.received().len(), 1, "a 400 is not retried");
+    assert!(
+        done.stderr.contains("1 rejected") && done.stderr.contains("no such channel"),
+        "{}",
+        done.stderr
+    );
+    let without_config = run_to_exit(&["replay", "--send", log.to_str().unwrap()], &[], b"");
+    assert_eq!(
+        without_config.status.code(),
+        Some(2),
+        "{}",
+        without_config.all_output()
     );
 }

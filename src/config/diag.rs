@@ -231,7 +231,7 @@ impl FileCtx<'_> {
 
 /// A secret value (token, password, webhook URL). Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(pub(super) String);
 
 impl Secret {
     pub fn new(value: String) -> Secret {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{HttpAuth, HttpAuthToml, Secret, Source, Validator, units};
+use super::{CaFile, HttpAuth, HttpAuthToml, Secret, Source, Validator, units};
 use crate::ship::loki::labels::{MAX_LABELS, Promoted, sanitized};
 
 /// The push endpoint, under the configured base URL.
@@ -99,8 +99,8 @@ pub struct Loki {
     pub tenant: Option<String>,
     pub auth: Option<HttpAuth>,
     pub headers: Vec<(String, Secret)>,
-    /// `ca_file`: PEM certificates trusted besides the system's, checked to parse.
-    pub ca_pem: Option<Vec<u8>>,
+    /// `ca_file`: certificates trusted besides the system's.
+    pub ca_file: Option<CaFile>,
     pub encoding: LokiEncoding,
     /// `labels`: event keys promoted to stream labels, besides `host`, `source` and the
     /// source's static labels.
@@ -179,7 +179,7 @@ impl Validator<'_> {
             r.headers.as_ref(),
             &["x-scope-orgid", "authorization", "content-encoding"],
         );
-        let ca_pem = r.ca_file.as_ref().and_then(|f| self.ca_file(f));
+        let ca_file = self.ca_file(r.ca_file.as_ref());
         let labels = self.promoted_labels(r.labels.as_ref());
         let structured_metadata = self.structured_metadata(r.structured_metadata.as_ref(), &labels);
         self.label_count(
@@ -258,7 +258,7 @@ impl Validator<'_> {
             tenant,
             auth,
             headers: headers?,
-            ca_pem,
+            ca_file: ca_file?,
             encoding,
             labels,
             structured_metadata,
@@ -346,27 +346,6 @@ impl Validator<'_> {
             push.push_str(q);
         }
         Some(Secret::new(push))
-    }
-
-    /// `ca_file`: a readable PEM file holding at least one certificate.
-    fn ca_file(&mut self, f: &Spanned<String>) -> Option<Vec<u8>> {
-        let path = self.string(f)?;
-        let problem = match std::fs::read(&path) {
-            Err(e) => format!("cannot read `ca_file` {path}: {e}"),
-            Ok(pem)
-                if memchr::memmem::find(&pem, b"-----BEGIN CERTIFICATE-----").is_some()
-                    && reqwest::Certificate::from_pem(&pem).is_ok() =>
-            {
-                return Some(pem);
-            }
-            Ok(_) => format!("`ca_file` {path} holds no PEM certificate"),
-        };
-        self.errors.push(self.ctx.diag(
-            f.span(),
-            problem,
-            "point it at the CA certificate (PEM, -----BEGIN CERTIFICATE-----) that signed Loki's",
-        ));
-        None
     }
 
     /// `labels`: event keys promoted to stream labels (default `["service", "level"]`).

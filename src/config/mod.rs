@@ -26,6 +26,8 @@ use crate::correlate::PathFields;
 use crate::escalation::Sample;
 use crate::event::Origin;
 use crate::multiline::{self, Mode};
+use crate::notify::subject::SubjectTemplate;
+use crate::notify::template::{Markup, Template};
 use crate::pattern::MultilineSpec;
 use crate::route::{Inhibit, Matcher, Route};
 use crate::ship::Ship;
@@ -167,6 +169,8 @@ pub enum ReceiverKind {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A Feishu / Lark custom bot, signed when `secret` is set.
     Feishu {
@@ -174,6 +178,8 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A DingTalk custom robot, signed when `secret` is set.
     DingTalk {
@@ -181,23 +187,59 @@ pub enum ReceiverKind {
         secret: Option<Secret>,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// A WeCom group robot.
     WeCom {
         url: Secret,
         mention: Vec<String>,
         explore_url: Option<String>,
+        template: Option<Template>,
+        ca_file: Option<CaFile>,
     },
     /// The escalation object POSTed as JSON, signed when `secret` is set.
     Webhook {
         url: Secret,
         secret: Option<Secret>,
         headers: Vec<(String, Secret)>,
+        ca_file: Option<CaFile>,
     },
     /// Mails escalations through an SMTP smarthost.
     Email(EmailReceiver),
     /// Posts escalations as alerts to Prometheus Alertmanager (`/api/v2/alerts`).
     Alertmanager(Alertmanager),
+    /// Publishes escalations to a NATS JetStream stream and waits for its ack.
+    Nats(Nats),
+}
+
+/// `type = "nats"`: where and how to publish escalations (`notify::nats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nats {
+    /// `url` without the credentials it may hold: `nats://HOST:PORT` or `tls://HOST:PORT`
+    /// (one server; a cluster's others are learnt from it). A secret all the same: no
+    /// message shows it.
+    pub server: Secret,
+    pub auth: Option<NatsAuth>,
+    /// `subject`: the template each escalation's subject is made from.
+    pub subject: SubjectTemplate,
+    /// `stream`: letters, digits, `_` and `-`.
+    pub stream: String,
+    /// `tls = true` or a `tls://` url: the connection must be TLS.
+    pub tls: bool,
+    /// `ca_file`: PEM certificates to trust instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a `nats` receiver logs in: exactly one of these, from the url or the keys.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NatsAuth {
+    /// `token`(`_file`), or `nats://TOKEN@HOST`.
+    Token(Secret),
+    /// `username` + `password`(`_file`), or `nats://USER:PASSWORD@HOST`.
+    UserPassword { username: String, password: Secret },
+    /// `creds_file`: the content of a NATS credentials file (user JWT and NKey seed).
+    Creds(Secret),
 }
 
 /// `type = "alertmanager"`: where and how to post alerts (`notify::alertmanager`).
@@ -208,6 +250,8 @@ pub struct Alertmanager {
     /// `labels_from`: extra label keys (e.g. `ci_run_id`, `host`), only these.
     pub labels_from: Vec<String>,
     pub auth: Option<HttpAuth>,
+    /// `ca_file`: certificates trusted on top of the system's roots.
+    pub ca_file: Option<CaFile>,
     /// `resolve_after`: an alert resolves this long after the group's last event unless
     /// re-sent. Absent in the file: twice the longest `window` of the routes that name the
     /// receiver, at least [`defaults::RESOLVE_AFTER`].
@@ -220,6 +264,63 @@ pub struct Alertmanager {
 pub enum HttpAuth {
     Basic { username: String, password: Secret },
     Bearer(Secret),
+}
+
+/// `ca_file = "/path/ca.pem"`: PEM certificates a receiver trusts on top of its default roots
+/// (a private CA, a self-signed server), read and checked once, when the config is loaded.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: PathBuf,
+    pem: Vec<u8>,
+    web: Vec<reqwest::Certificate>,
+    mail: lettre::transport::smtp::client::Certificate,
+}
+
+impl CaFile {
+    /// Reads `path`: one PEM certificate or more, each a valid X.509 certificate.
+    pub fn load(path: &Path) -> Result<CaFile, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let web =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| "it is not PEM".to_string())?;
+        if web.is_empty() {
+            return Err("it holds no PEM certificate".into());
+        }
+        let mail = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| format!("it is not PEM: {e}"))?;
+        // Building a TLS client with them parses every certificate as a trust anchor.
+        lettre::transport::smtp::client::TlsParameters::builder("localhost".into())
+            .add_root_certificate(mail.clone())
+            .build()
+            .map_err(|e| format!("a certificate in it is not valid: {e}"))?;
+        Ok(CaFile {
+            path: path.to_path_buf(),
+            pem,
+            web,
+            mail,
+        })
+    }
+
+    /// The certificates, for an HTTP client.
+    pub fn web(&self) -> &[reqwest::Certificate] {
+        &self.web
+    }
+
+    /// The certificates, for an SMTP client.
+    pub fn mail(&self) -> &lettre::transport::smtp::client::Certificate {
+        &self.mail
+    }
+}
+
+impl PartialEq for CaFile {
+    fn eq(&self, other: &CaFile) -> bool {
+        self.path == other.path && self.pem == other.pem
+    }
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({})", self.path.display())
+    }
 }
 
 /// `type = "email"`: the keys of an e-mail receiver, validated.
@@ -240,6 +341,10 @@ pub struct EmailReceiver {
     pub subject_prefix: Option<String>,
     /// `timeout`: per SMTP command, and for the connection (default 10s).
     pub timeout: Duration,
+    /// `template` / `template_file`: the text part; the HTML part shows the same text.
+    pub template: Option<Template>,
+    /// `ca_file`: certificates trusted on top of the built-in roots (`tls` other than "none").
+    pub ca_file: Option<CaFile>,
 }
 
 /// `tls` of an e-mail receiver.
@@ -266,8 +371,18 @@ impl ReceiverKind {
             ReceiverKind::Webhook { .. } => "webhook",
             ReceiverKind::Email(_) => "email",
             ReceiverKind::Alertmanager(_) => "alertmanager",
+            ReceiverKind::Nats(_) => "nats",
         }
     }
+}
+
+/// An id a `mention` list may hold: letters, digits and `_-.+`, nothing a provider's mention
+/// markup could read as anything but the id.
+pub fn is_mention_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
 }
 
 /// What is wrong with a web receiver's URL, without showing it: not a URL, not https, or
@@ -424,6 +539,7 @@ struct RouteToml {
     #[serde(default)]
     inhibit: Vec<Spanned<toml::Table>>,
     context_lines: Option<Spanned<u64>>,
+    mention: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -451,9 +567,12 @@ struct ReceiverToml {
     secret_file: Option<Spanned<String>>,
     mention: Option<Spanned<Vec<Spanned<String>>>>,
     explore_url: Option<Spanned<String>>,
+    template: Option<Spanned<String>>,
+    template_file: Option<Spanned<String>>,
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     smarthost: Option<Spanned<String>>,
-    tls: Option<Spanned<String>>,
+    /// A mode (`"starttls"`) for `email`, `true`/`false` for `nats`.
+    tls: Option<Spanned<toml::Value>>,
     from: Option<Spanned<String>>,
     to: Option<Spanned<Vec<Spanned<String>>>>,
     username: Option<Spanned<String>>,
@@ -466,6 +585,12 @@ struct ReceiverToml {
     resolve_after: Option<Spanned<String>>,
     bearer_token: Option<Spanned<String>>,
     bearer_token_file: Option<Spanned<String>>,
+    subject: Option<Spanned<String>>,
+    stream: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    creds_file: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
     retry: Option<RetryToml>,
 }
 
@@ -500,6 +625,11 @@ impl ReceiverToml {
         add("secret_file", self.secret_file.as_ref().map(Spanned::span));
         add("mention", self.mention.as_ref().map(Spanned::span));
         add("explore_url", self.explore_url.as_ref().map(Spanned::span));
+        add("template", self.template.as_ref().map(Spanned::span));
+        add(
+            "template_file",
+            self.template_file.as_ref().map(Spanned::span),
+        );
         add("headers", self.headers.as_ref().map(Spanned::span));
         add("smarthost", self.smarthost.as_ref().map(Spanned::span));
         add("tls", self.tls.as_ref().map(Spanned::span));
@@ -536,6 +666,12 @@ impl ReceiverToml {
             "bearer_token_file",
             self.bearer_token_file.as_ref().map(Spanned::span),
         );
+        add("subject", self.subject.as_ref().map(Spanned::span));
+        add("stream", self.stream.as_ref().map(Spanned::span));
+        add("token", self.token.as_ref().map(Spanned::span));
+        add("token_file", self.token_file.as_ref().map(Spanned::span));
+        add("creds_file", self.creds_file.as_ref().map(Spanned::span));
+        add("ca_file", self.ca_file.as_ref().map(Spanned::span));
         out
     }
 }
@@ -550,6 +686,54 @@ fn split_host_port(text: &str) -> Option<(&str, u16)> {
     };
     let port = port.parse::<u16>().ok().filter(|&p| p != 0)?;
     (!host.is_empty() && !host.contains(char::is_whitespace)).then_some((host, port))
+}
+
+/// A nats receiver's `url`, taken apart: the server's address without credentials, the
+/// credentials it carried, and whether it asks for TLS (`tls://`).
+struct NatsUrl {
+    address: Secret,
+    auth: Option<NatsAuth>,
+    tls: bool,
+}
+
+/// Parses `nats://[USER:PASSWORD@ | TOKEN@]HOST[:PORT]` (or `tls://`). The error says what is
+/// wrong without showing the url.
+fn nats_url(text: &str) -> Result<NatsUrl, &'static str> {
+    let url = url::Url::parse(text).map_err(|_| "is not a valid URL")?;
+    if !matches!(url.scheme(), "nats" | "tls") {
+        return Err("is not a nats:// or tls:// URL");
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("has no host")?;
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err("has more than a host and a port");
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| "holds credentials that are not UTF-8")
+    };
+    let auth = match (url.username(), url.password()) {
+        ("", None) => None,
+        ("", Some(_)) => return Err("has a password but no user"),
+        (token, None) => Some(NatsAuth::Token(Secret(decode(token)?))),
+        (user, Some(password)) => Some(NatsAuth::UserPassword {
+            username: decode(user)?,
+            password: Secret(decode(password)?),
+        }),
+    };
+    Ok(NatsUrl {
+        address: Secret(format!(
+            "{}://{host}:{}",
+            url.scheme(),
+            url.port().unwrap_or(4222)
+        )),
+        auth,
+        tls: url.scheme() == "tls",
+    })
 }
 
 /// `localhost`, 127.0.0.0/8 and ::1: where mail in clear text never leaves the machine.
@@ -968,6 +1152,7 @@ impl Validator<'_> {
             route.context_lines as u64,
         ) as usize;
         route.continue_ = r.cont;
+        route.mention = self.mentions(r.mention.as_ref()).unwrap_or_default();
         for i in &r.inhibit {
             match Inhibit::from_table(i.get_ref()) {
                 Ok(rule) => route.inhibit.push(rule),
@@ -1371,19 +1556,15 @@ impl Validator<'_> {
         }
     }
 
-    /// `mention`: ids that go into the provider's mention markup as they are, so only
-    /// letters, digits and `_-.+` are taken.
+    /// `mention` (of a receiver or a route): ids that go into the provider's mention markup as
+    /// they are, so only [`is_mention_id`]s are taken.
     fn mentions(&mut self, m: Option<&Spanned<Vec<Spanned<String>>>>) -> Option<Vec<String>> {
         let Some(m) = m else { return Some(Vec::new()) };
         let mut out = Vec::new();
         let mut ok = true;
         for id in m.get_ref() {
             let text = id.get_ref();
-            if text.is_empty()
-                || !text
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
-            {
+            if !is_mention_id(text) {
                 ok = false;
                 self.errors.push(self.ctx.diag(
                     id.span(),
@@ -1489,7 +1670,15 @@ impl Validator<'_> {
         let takes: &[&str] = match type_name {
             "console" => &[],
             "file" => &["path"],
-            "slack" | "wecom" => &["url", "url_file", "mention", "explore_url"],
+            "slack" | "wecom" => &[
+                "url",
+                "url_file",
+                "mention",
+                "explore_url",
+                "template",
+                "template_file",
+                "ca_file",
+            ],
             "feishu" | "dingtalk" => &[
                 "url",
                 "url_file",
@@ -1497,8 +1686,18 @@ impl Validator<'_> {
                 "secret_file",
                 "mention",
                 "explore_url",
+                "template",
+                "template_file",
+                "ca_file",
             ],
-            "webhook" => &["url", "url_file", "secret", "secret_file", "headers"],
+            "webhook" => &[
+                "url",
+                "url_file",
+                "secret",
+                "secret_file",
+                "headers",
+                "ca_file",
+            ],
             "alertmanager" => &[
                 "urls",
                 "labels_from",
@@ -1508,6 +1707,21 @@ impl Validator<'_> {
                 "password_file",
                 "bearer_token",
                 "bearer_token_file",
+                "ca_file",
+            ],
+            "nats" => &[
+                "url",
+                "url_file",
+                "subject",
+                "stream",
+                "token",
+                "token_file",
+                "username",
+                "password",
+                "password_file",
+                "creds_file",
+                "tls",
+                "ca_file",
             ],
             "email" => &[
                 "smarthost",
@@ -1519,12 +1733,15 @@ impl Validator<'_> {
                 "password_file",
                 "subject_prefix",
                 "timeout",
+                "template",
+                "template_file",
+                "ca_file",
             ],
             other => {
                 self.errors.push(self.ctx.diag(
                     r.kind.span(),
                     format!("unknown receiver type `{other}`"),
-                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\" or \"alertmanager\"",
+                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\", \"alertmanager\" or \"nats\"",
                 ));
                 return None;
             }
@@ -1565,6 +1782,7 @@ impl Validator<'_> {
             },
             "email" => ReceiverKind::Email(self.email(span, &r)?),
             "alertmanager" => ReceiverKind::Alertmanager(self.alertmanager(&r, span.clone())?),
+            "nats" => ReceiverKind::Nats(self.nats(&r, span.clone())?),
             web => {
                 let url = self.web_url(web, &r, span.clone());
                 let secret = self
@@ -1573,36 +1791,59 @@ impl Validator<'_> {
                 let secret = self.ok(secret);
                 let mention = self.mentions(r.mention.as_ref());
                 let explore_url = self.explore_url(r.explore_url.as_ref());
+                let explore = explore_url.as_ref().and_then(Option::as_deref);
+                let template = match web {
+                    "slack" => self.template(&r, Markup::Slack, explore),
+                    "webhook" => Some(None),
+                    _ => self.template(&r, Markup::Markdown, explore),
+                };
                 let headers = self.headers(r.headers.as_ref(), &[]);
-                let (url, secret, mention, explore_url, headers) =
-                    (url?, secret?, mention?, explore_url?, headers?);
+                let ca_file = self.ca_file(r.ca_file.as_ref());
+                let (url, secret, mention, explore_url, template, headers, ca_file) = (
+                    url?,
+                    secret?,
+                    mention?,
+                    explore_url?,
+                    template?,
+                    headers?,
+                    ca_file?,
+                );
                 match web {
                     "slack" => ReceiverKind::Slack {
                         url,
                         mention,
                         explore_url,
+                        template,
+                        ca_file,
                     },
                     "feishu" => ReceiverKind::Feishu {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        template,
+                        ca_file,
                     },
                     "dingtalk" => ReceiverKind::DingTalk {
                         url,
                         secret,
                         mention,
                         explore_url,
+                        template,
+                        ca_file,
                     },
                     "wecom" => ReceiverKind::WeCom {
                         url,
                         mention,
                         explore_url,
+                        template,
+                        ca_file,
                     },
                     _ => ReceiverKind::Webhook {
                         url,
                         secret,
                         headers,
+                        ca_file,
                     },
                 }
             }
@@ -1713,10 +1954,12 @@ impl Validator<'_> {
                 bearer_token_file: r.bearer_token_file.as_ref(),
             },
         );
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
         (self.errors.len() == before).then_some(Alertmanager {
             urls,
             labels_from,
             auth,
+            ca_file,
             resolve_after,
         })
     }
@@ -1768,6 +2011,205 @@ impl Validator<'_> {
         }
     }
 
+    /// The keys of `type = "nats"`; every problem is reported. The url, token, password and
+    /// credentials are secrets: no message shows them.
+    fn nats(&mut self, r: &ReceiverToml, span: std::ops::Range<usize>) -> Option<Nats> {
+        let before = self.errors.len();
+        let url = self.ctx.secret("url", r.url.as_ref(), r.url_file.as_ref());
+        let url_at = r
+            .url
+            .as_ref()
+            .or(r.url_file.as_ref())
+            .map_or(span.clone(), Spanned::span);
+        let server = match self.ok(url) {
+            Some(Some(url)) => match nats_url(url.expose()) {
+                Ok(server) => Some(server),
+                Err(problem) => {
+                    self.errors.push(self.ctx.diag(
+                        url_at,
+                        format!("`url` {problem}"),
+                        "write nats://HOST:4222 or tls://HOST:4222; credentials go in it (nats://USER:PASSWORD@HOST:4222, nats://TOKEN@HOST:4222) or in `token`, `username` + `password`, `creds_file`",
+                    ));
+                    None
+                }
+            },
+            Some(None) => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "nats receiver has no `url`",
+                    "add url = \"nats://127.0.0.1:4222\", or url = \"${NATS_URL}\" when it holds credentials",
+                ));
+                None
+            }
+            None => None,
+        };
+        let subject = match &r.subject {
+            Some(v) => self.string(v).and_then(|text| {
+                SubjectTemplate::parse(&text)
+                    .map_err(|e| {
+                        self.errors
+                            .push(self.ctx.diag(v.span(), e.to_string(), e.fix()))
+                    })
+                    .ok()
+            }),
+            None => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "nats receiver has no `subject`",
+                    "add subject = \"logward.{level}.{service}\"",
+                ));
+                None
+            }
+        };
+        let stream = match &r.stream {
+            Some(v) => self.string(v).filter(|name| {
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    self.errors.push(self.ctx.diag(
+                        v.span(),
+                        format!("`{name}` is not a stream name"),
+                        "use letters, digits, `_` and `-`, e.g. stream = \"LOGWARD\"",
+                    ));
+                }
+                valid
+            }),
+            None => {
+                self.errors.push(self.ctx.diag(
+                    span.clone(),
+                    "nats receiver has no `stream`",
+                    "add stream = \"LOGWARD\" (created when it does not exist)",
+                ));
+                None
+            }
+        };
+        let auth = self.nats_auth(r, server.as_ref().and_then(|s| s.auth.clone()), &span);
+        let tls = match &r.tls {
+            None => false,
+            Some(v) => v.get_ref().as_bool().unwrap_or_else(|| {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    "`tls` of a nats receiver is true or false",
+                    "write tls = true to require TLS, or remove it",
+                ));
+                false
+            }),
+        };
+        let tls = tls || server.as_ref().is_some_and(|s| s.tls);
+        let ca_file = r.ca_file.as_ref().and_then(|f| {
+            let path = PathBuf::from(self.string(f)?);
+            let problem = match std::fs::read_to_string(&path) {
+                Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => None,
+                Ok(_) => Some("holds no PEM certificate".to_string()),
+                Err(e) => Some(format!("cannot be read: {e}")),
+            };
+            if let Some(problem) = problem {
+                self.errors.push(self.ctx.diag(
+                    f.span(),
+                    format!("`ca_file` {} {problem}", path.display()),
+                    "give the PEM file of the CA that signed the server's certificate",
+                ));
+            } else if !tls {
+                self.errors.push(self.ctx.diag(
+                    f.span(),
+                    "`ca_file` is set but TLS is not",
+                    "add tls = true, or use a tls:// url",
+                ));
+            }
+            Some(path)
+        });
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(Nats {
+            server: server?.address,
+            auth: auth?,
+            subject: subject?,
+            stream: stream?,
+            tls,
+            ca_file,
+        })
+    }
+
+    /// How a nats receiver logs in: the url's credentials, `token`, `username` + `password` or
+    /// `creds_file`, at most one of them. `None` when a problem was reported.
+    fn nats_auth(
+        &mut self,
+        r: &ReceiverToml,
+        in_url: Option<NatsAuth>,
+        span: &std::ops::Range<usize>,
+    ) -> Option<Option<NatsAuth>> {
+        let before = self.errors.len();
+        let token = self
+            .ctx
+            .secret("token", r.token.as_ref(), r.token_file.as_ref());
+        let token = self.ok(token).flatten();
+        let password = self
+            .ctx
+            .secret("password", r.password.as_ref(), r.password_file.as_ref());
+        let password = self.ok(password).flatten();
+        let creds = self.ctx.secret("creds", None, r.creds_file.as_ref());
+        // `secret` trims the final newline, which the credentials' closing line needs.
+        let creds = self.ok(creds).flatten().map(|c| Secret(c.0 + "\n"));
+        if let (Some(c), Some(at)) = (&creds, &r.creds_file) {
+            if async_nats::ConnectOptions::new()
+                .credentials(c.expose())
+                .is_err()
+            {
+                self.errors.push(self.ctx.diag(
+                    at.span(),
+                    "`creds_file` is not a NATS credentials file",
+                    "give the .creds file issued for the user (a user JWT and an NKey seed)",
+                ));
+            }
+        }
+        let username = r.username.as_ref().and_then(|u| self.string(u));
+        let user_password = match (username, password) {
+            (Some(username), Some(password)) => Some(NatsAuth::UserPassword { username, password }),
+            (Some(_), None) => {
+                self.errors.push(self.ctx.diag(
+                    r.username.as_ref().map_or(span.clone(), Spanned::span),
+                    "`username` without a password",
+                    "add password_file = \"/etc/logward/nats-password\", or remove `username`",
+                ));
+                None
+            }
+            (None, Some(_)) => {
+                let at = r.password.as_ref().or(r.password_file.as_ref());
+                self.errors.push(self.ctx.diag(
+                    at.map_or(span.clone(), Spanned::span),
+                    "a password without `username`",
+                    "add username = \"...\", or remove the password",
+                ));
+                None
+            }
+            (None, None) => None,
+        };
+        let ways: Vec<(&str, NatsAuth)> = [
+            ("credentials in `url`", in_url),
+            ("`token`", token.map(NatsAuth::Token)),
+            ("`username` and a password", user_password),
+            ("`creds_file`", creds.map(NatsAuth::Creds)),
+        ]
+        .into_iter()
+        .filter_map(|(name, way)| Some((name, way?)))
+        .collect();
+        if ways.len() > 1 {
+            let names: Vec<&str> = ways.iter().map(|(n, _)| *n).collect();
+            self.errors.push(self.ctx.diag(
+                span.clone(),
+                format!(
+                    "{} are set; a nats receiver logs in one way only",
+                    names.join(" and ")
+                ),
+                "keep one of them",
+            ));
+        }
+        (self.errors.len() == before).then(|| ways.into_iter().next().map(|(_, way)| way))
+    }
+
     /// The keys of `type = "email"`; every problem is reported before giving up.
     fn email(&mut self, span: std::ops::Range<usize>, r: &ReceiverToml) -> Option<EmailReceiver> {
         use lettre::message::Mailbox;
@@ -1793,13 +2235,17 @@ impl Validator<'_> {
         let tls = match &r.tls {
             None => Some(SmtpTls::StartTls),
             Some(t) => match t.get_ref().as_str() {
-                "starttls" => Some(SmtpTls::StartTls),
-                "tls" => Some(SmtpTls::Tls),
-                "none" => Some(SmtpTls::None),
-                other => {
+                Some("starttls") => Some(SmtpTls::StartTls),
+                Some("tls") => Some(SmtpTls::Tls),
+                Some("none") => Some(SmtpTls::None),
+                _ => {
+                    let mode = t.get_ref();
                     self.errors.push(self.ctx.diag(
                         t.span(),
-                        format!("unknown tls mode `{other}`"),
+                        format!(
+                            "unknown tls mode `{}`",
+                            mode.as_str().map_or_else(|| mode.to_string(), str::to_string)
+                        ),
                         "use \"starttls\" (port 587), \"tls\" (port 465) or \"none\" (loopback only)",
                     ));
                     None
@@ -1890,12 +2336,21 @@ impl Validator<'_> {
             _ => {}
         }
         let subject_prefix = r.subject_prefix.as_ref().and_then(|p| self.string(p));
+        let ca_file = self.ca_file(r.ca_file.as_ref()).flatten();
+        if let (Some(SmtpTls::None), Some(at)) = (tls, &r.ca_file) {
+            self.errors.push(self.ctx.diag(
+                at.span(),
+                "`ca_file` with tls = \"none\": there is no certificate to check",
+                "remove `ca_file`, or use tls = \"starttls\" or \"tls\"",
+            ));
+        }
         let timeout = self.unit(
             "timeout",
             r.timeout.as_ref(),
             defaults::SMTP_TIMEOUT,
             units::duration,
         );
+        let template = self.template(r, Markup::Text, None);
         if self.errors.len() != errors_before {
             return None;
         }
@@ -1910,7 +2365,79 @@ impl Validator<'_> {
             password,
             subject_prefix,
             timeout,
+            template: template?,
+            ca_file,
         })
+    }
+
+    /// `template` or `template_file`: read, compiled and checked once, here. A problem is
+    /// reported at the key, with the line inside the template when there is one.
+    fn template(
+        &mut self,
+        r: &ReceiverToml,
+        markup: Markup,
+        explore_url: Option<&str>,
+    ) -> Option<Option<Template>> {
+        let (source, at, what) = match (&r.template, &r.template_file) {
+            (None, None) => return Some(None),
+            (Some(_), Some(f)) => {
+                self.errors.push(self.ctx.diag(
+                    f.span(),
+                    "both `template` and `template_file` are set",
+                    "keep one of them",
+                ));
+                return None;
+            }
+            (Some(t), None) => (self.string(t)?, t.span(), "`template`".to_string()),
+            (None, Some(f)) => {
+                let path = self.string(f)?;
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => (text, f.span(), format!("`template_file` {path}")),
+                    Err(e) => {
+                        self.errors.push(self.ctx.diag(
+                            f.span(),
+                            format!("cannot read `template_file` {path}: {e}"),
+                            "check the path (relative paths are from the working directory) and that logward may read it",
+                        ));
+                        return None;
+                    }
+                }
+            }
+        };
+        match Template::compile(&source, markup, explore_url) {
+            Ok(t) => Some(Some(t)),
+            Err(problems) => {
+                for p in problems {
+                    let place = match p.line {
+                        Some(line) => format!("{what} line {line}"),
+                        None => what.clone(),
+                    };
+                    self.errors.push(self.ctx.diag(
+                        at.clone(),
+                        format!("{place}: {}", p.problem),
+                        p.fix,
+                    ));
+                }
+                None
+            }
+        }
+    }
+
+    /// `ca_file`: `Some(None)` when absent, `None` when it cannot be used (reported).
+    fn ca_file(&mut self, v: Option<&Spanned<String>>) -> Option<Option<CaFile>> {
+        let Some(v) = v else { return Some(None) };
+        let path = self.string(v)?;
+        match CaFile::load(Path::new(&path)) {
+            Ok(ca) => Some(Some(ca)),
+            Err(problem) => {
+                self.errors.push(self.ctx.diag(
+                    v.span(),
+                    format!("`ca_file` {path}: {problem}"),
+                    "name a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE-----), readable by logward",
+                ));
+                None
+            }
+        }
     }
 }
 
@@ -2180,6 +2707,7 @@ mod tests {
             url,
             mention,
             explore_url,
+            ..
         } = &c.receivers["s"].kind
         else {
             panic!("{:?}", c.receivers["s"])
@@ -2259,6 +2787,53 @@ mod tests {
     }
 
     #[test]
+    fn ca_file_is_read_at_load_and_refused_where_it_cannot_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "just text\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let text = format!(
+            "[receiver.a]\ntype = \"webhook\"\nurl = \"https://h.example/\"\nca_file = \"{}\"\n[receiver.b]\ntype = \"alertmanager\"\nurls = [\"http://am:9093\"]\nca_file = \"{}\"\n[receiver.c]\ntype = \"console\"\nca_file = \"/etc/ssl/ca.pem\"\n[receiver.d]\ntype = \"email\"\nsmarthost = \"127.0.0.1:25\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nca_file = \"{}\"\n",
+            not_pem.display(),
+            missing.display(),
+            not_pem.display(),
+        );
+        let err = parse(&text).unwrap_err();
+        let found: Vec<(usize, String)> =
+            err.0.iter().map(|d| (d.line, d.problem.clone())).collect();
+        assert_eq!(found.len(), 5, "{err}");
+        assert_eq!(
+            found[0],
+            (
+                4,
+                format!(
+                    "`ca_file` {}: it holds no PEM certificate",
+                    not_pem.display()
+                )
+            )
+        );
+        assert_eq!(found[1].0, 8);
+        assert!(
+            found[1]
+                .1
+                .starts_with(&format!("`ca_file` {}: cannot read it:", missing.display())),
+            "{err}"
+        );
+        assert_eq!(
+            found[2],
+            (11, "`ca_file` does not apply to a console receiver".into())
+        );
+        assert_eq!(found[3].0, 18);
+        assert_eq!(
+            found[4],
+            (
+                18,
+                "`ca_file` with tls = \"none\": there is no certificate to check".into()
+            )
+        );
+    }
+
+    #[test]
     fn email_receiver_problems_name_their_place_and_fix() {
         let err = parse(
             "[receiver.mail]\ntype = \"email\"\nsmarthost = \"smtp.example.com:25\"\ntls = \"none\"\nfrom = \"not an address\"\nto = []\nusername = \"u\"\n[receiver.b]\ntype = \"email\"\nsmarthost = \"smtp.example.com\"\ntls = \"ssl\"\npassword = \"x\"\n[receiver.c]\ntype = \"console\"\nsmarthost = \"a:1\"\n",
@@ -2294,6 +2869,89 @@ mod tests {
     }
 
     #[test]
+    fn a_route_takes_mention_ids_checked_like_a_receivers() {
+        let c = parse(
+            "[receiver.s]\ntype = \"console\"\n[[route]]\nname = \"r\"\nreceivers = [\"s\"]\nmention = [\"U012AB3CD\", \"here\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].mention, ["U012AB3CD", "here"]);
+        let err =
+            parse("[[route]]\nname = \"r\"\nmention = [\"ok\", \"<!channel>\"]\n").unwrap_err();
+        assert_eq!(
+            (err.0[0].line, err.0[0].col, err.0[0].problem.as_str()),
+            (3, 18, "`<!channel>` is not a user id to mention"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn templates_are_compiled_at_load_and_their_problems_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("body.j2");
+        std::fs::write(&file, "*{{ message }}*\n").unwrap();
+        let c = parse(&format!(
+            "[receiver.s]\ntype = \"slack\"\nurl = \"https://h.example/\"\ntemplate_file = {:?}\n[receiver.m]\ntype = \"email\"\nsmarthost = \"[::1]:25\"\ntls = \"none\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\ntemplate = '''\n{{{{ sample.line }}}}'''\n",
+            file.display().to_string()
+        ))
+        .unwrap();
+        let ReceiverKind::Slack {
+            template: Some(t), ..
+        } = &c.receivers["s"].kind
+        else {
+            panic!("{:?}", c.receivers["s"])
+        };
+        assert_eq!(t.markup(), Markup::Slack);
+        let ReceiverKind::Email(mail) = &c.receivers["m"].kind else {
+            panic!("{:?}", c.receivers["m"])
+        };
+        assert_eq!(
+            mail.template.as_ref().map(Template::markup),
+            Some(Markup::Text)
+        );
+
+        let err = parse(concat!(
+            "[receiver.a]\ntype = \"wecom\"\nurl = \"https://h.example/\"\ntemplate = '''\nfine\n{% if x %}'''\n",
+            "[receiver.b]\ntype = \"dingtalk\"\nurl = \"https://h.example/\"\ntemplate = \"{{ nope }}\"\ntemplate_file = \"/x\"\n",
+            "[receiver.c]\ntype = \"webhook\"\nurl = \"https://h.example/\"\ntemplate = \"{{ message }}\"\n",
+            "[receiver.d]\ntype = \"feishu\"\nurl = \"https://h.example/\"\ntemplate_file = \"/nonexistent/t.j2\"\n",
+            "[receiver.e]\ntype = \"slack\"\nurl = \"https://h.example/\"\ntemplate = \"\\n\\n{{ mesage }}\"\n",
+        ))
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        assert_eq!(found.len(), 5, "{err}");
+        assert!(
+            found[0].0 == 4 && found[0].1.starts_with("`template` line 2: syntax error: "),
+            "{err}"
+        );
+        assert_eq!(
+            found[1],
+            (11, "both `template` and `template_file` are set")
+        );
+        assert_eq!(
+            found[2],
+            (15, "`template` does not apply to a webhook receiver")
+        );
+        assert!(
+            found[3].0 == 19
+                && found[3]
+                    .1
+                    .starts_with("cannot read `template_file` /nonexistent/t.j2: "),
+            "{err}"
+        );
+        assert_eq!(
+            found[4],
+            (23, "`template` line 3: unknown variable `mesage`")
+        );
+        assert!(
+            err.0[4]
+                .fix
+                .starts_with("use one of route, receiver, kind, "),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_receiver_change_needs_a_restart() {
         let a = parse("[receiver.out]\ntype = \"console\"\n").unwrap();
         let b = parse("[receiver.out]\ntype = \"console\"\nrate = \"1/s\"\n").unwrap();
@@ -2309,5 +2967,160 @@ mod tests {
         };
         assert!(f.exclude.is_match("/l/x/y.gz"));
         assert!(!f.exclude.is_match("/l/x/y.log"));
+    }
+
+    fn nats(c: &Config, name: &str) -> Nats {
+        match &c.receivers[name].kind {
+            ReceiverKind::Nats(n) => n.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nats_receiver_takes_its_keys_and_the_credentials_in_its_url() {
+        // SAFETY: set before any other thread of this test reads the environment.
+        unsafe {
+            std::env::set_var(
+                "LOGWARD_TEST_NATS_URL",
+                "nats://logward:pa%3Ass@nats-1:4333",
+            )
+        };
+        let c = parse(concat!(
+            "[receiver.bus]\ntype = \"nats\"\nurl = \"${LOGWARD_TEST_NATS_URL}\"\nsubject = \"logward.{level}.{service}\"\nstream = \"LOGWARD\"\n",
+            "[receiver.tok]\ntype = \"nats\"\nurl = \"tls://nats.example\"\ntoken = \"t0k3n\"\nsubject = \"ci.{ci_run_id}\"\nstream = \"CI-runs\"\n",
+            "[receiver.in-url]\ntype = \"nats\"\nurl = \"nats://s3cr3t@127.0.0.1\"\nsubject = \"logward.escalations\"\nstream = \"L\"\ntls = false\n",
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let bus = nats(&c, "bus");
+        assert_eq!(
+            bus.server.expose(),
+            "nats://nats-1:4333",
+            "no credentials left in it"
+        );
+        assert_eq!(
+            bus.auth,
+            Some(NatsAuth::UserPassword {
+                username: "logward".into(),
+                password: Secret("pa:ss".into()),
+            })
+        );
+        assert_eq!(bus.subject.filter(), "logward.*.*");
+        assert_eq!((bus.stream.as_str(), bus.tls), ("LOGWARD", false));
+        let tok = nats(&c, "tok");
+        assert_eq!(tok.server.expose(), "tls://nats.example:4222");
+        assert_eq!(tok.auth, Some(NatsAuth::Token(Secret("t0k3n".into()))));
+        assert!(tok.tls, "a tls:// url asks for TLS");
+        let in_url = nats(&c, "in-url");
+        assert_eq!(in_url.auth, Some(NatsAuth::Token(Secret("s3cr3t".into()))));
+        assert_eq!(c.receivers["bus"].kind.type_name(), "nats");
+        let debug = format!("{:?}", c.receivers);
+        for s in ["pa:ss", "t0k3n", "s3cr3t", "nats-1"] {
+            assert!(!debug.contains(s), "{s} in {debug}");
+        }
+    }
+
+    #[test]
+    fn nats_receiver_problems_name_their_place_and_fix_without_showing_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = parse(&format!(
+            concat!(
+                "[receiver.a]\ntype = \"nats\"\n",
+                "[receiver.b]\ntype = \"nats\"\nurl = \"http://u:s3cr3t@h:4222\"\nsubject = \"logward.{{servce}}\"\nstream = \"LOG.WARD\"\n",
+                "[receiver.c]\ntype = \"nats\"\nurl = \"nats://s3cr3t@h\"\ntoken = \"t0k3n-s3cr3t\"\nsubject = \"logs-{{service}}\"\nstream = \"L\"\n",
+                "[receiver.d]\ntype = \"nats\"\nurl = \"nats://h\"\nusername = \"u\"\nsubject = \"a.*\"\nstream = \"L\"\ntls = \"yes\"\n",
+                "[receiver.e]\ntype = \"nats\"\nurl = \"nats://h\"\nsubject = \"a\"\nstream = \"L\"\nca_file = {:?}\nmention = [\"U1\"]\n",
+            ),
+            not_pem.display().to_string()
+        ))
+        .unwrap_err();
+        let found: Vec<(usize, &str)> =
+            err.0.iter().map(|d| (d.line, d.problem.as_str())).collect();
+        let has = |line: usize, problem: &str| {
+            assert!(
+                found
+                    .iter()
+                    .any(|&(l, p)| l == line && p.starts_with(problem)),
+                "no {line}: {problem} in\n{err}"
+            )
+        };
+        has(1, "nats receiver has no `url`");
+        has(1, "nats receiver has no `subject`");
+        has(1, "nats receiver has no `stream`");
+        has(5, "`url` is not a nats:// or tls:// URL");
+        has(6, "`subject` has an unknown placeholder `{servce}`");
+        has(7, "`LOG.WARD` is not a stream name");
+        has(8, "credentials in `url` and `token` are set");
+        has(
+            12,
+            "`subject`: `logs-{service}` mixes a placeholder with other text",
+        );
+        has(17, "`username` without a password");
+        has(18, "`subject`: `*` is not a subject token");
+        has(20, "`tls` of a nats receiver is true or false");
+        has(
+            26,
+            &format!("`ca_file` {} holds no PEM certificate", not_pem.display()),
+        );
+        has(27, "`mention` does not apply to a nats receiver");
+        let unknown = err.0.iter().find(|d| d.line == 6).unwrap();
+        assert!(
+            unknown.fix.starts_with("did you mean `{service}`?"),
+            "{}",
+            unknown.fix
+        );
+        let text = err.to_string();
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn nats_ca_file_needs_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let keys = format!(
+            "type = \"nats\"\nsubject = \"a\"\nstream = \"L\"\nca_file = {:?}\n",
+            ca.display().to_string()
+        );
+        let err = parse(&format!("[receiver.n]\n{keys}url = \"nats://h\"\n")).unwrap_err();
+        assert_eq!(err.0[0].problem, "`ca_file` is set but TLS is not", "{err}");
+        for tls in ["url = \"tls://h\"\n", "url = \"nats://h\"\ntls = true\n"] {
+            let c = parse(&format!("[receiver.n]\n{keys}{tls}")).unwrap_or_else(|e| panic!("{e}"));
+            let n = nats(&c, "n");
+            assert!(n.tls && n.ca_file == Some(ca.clone()));
+        }
+    }
+
+    #[test]
+    fn a_nats_creds_file_is_read_and_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        // The layout `nsc` writes; a user seed made for this test (32 bytes 1..=32).
+        let good = dir.path().join("user.creds");
+        std::fs::write(
+            &good,
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJqd3QiLCJhbGciOiJlZDI1NTE5In0.e30.c2ln\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUAACAQDAQCQMBYIBEFAWDANBYHRAEISCMKBKFQXDAMRUGY4DUPB6IC5CQ\n------END USER NKEY SEED------\n",
+        )
+        .unwrap();
+        let bad = dir.path().join("bad.creds");
+        std::fs::write(&bad, "SUAACAQ-not-a-creds-file\n").unwrap();
+        let table = |path: &Path| {
+            format!(
+                "[receiver.n]\ntype = \"nats\"\nurl = \"nats://h\"\nsubject = \"a\"\nstream = \"L\"\ncreds_file = {:?}\n",
+                path.display().to_string()
+            )
+        };
+        let c = parse(&table(&good)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(nats(&c, "n").auth, Some(NatsAuth::Creds(_))));
+        let err = parse(&table(&bad)).unwrap_err();
+        assert_eq!(
+            (err.0[0].line, err.0[0].problem.as_str()),
+            (6, "`creds_file` is not a NATS credentials file")
+        );
+        assert!(!err.to_string().contains("SUAACAQ"), "{err}");
     }
 }

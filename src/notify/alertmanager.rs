@@ -26,12 +26,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::Client;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{NotifyError, Outcome, Sender};
+use super::post::{LazyClient, retry_after};
+use super::{Outcome, Sender};
 use crate::config::{self, HttpAuth};
 use crate::escalation::{Escalation, clean, cut_at};
 use crate::event::Timestamp;
@@ -41,9 +41,6 @@ use crate::route::value_of;
 /// Labels every alert may carry; `labels_from` cannot name them.
 pub const FIXED_LABELS: [&str; 5] = ["alertname", "route", "service", "severity", "fingerprint"];
 
-/// Connection and whole-request timeouts.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A label value is cut here: labels name a group, they are not a place for text.
 const LABEL_MAX_BYTES: usize = 256;
 /// The sample annotation: at most this many lines, and bytes, then "…cut".
@@ -67,36 +64,41 @@ pub struct Alert {
 
 /// Sends escalations to the Alertmanagers of one `[receiver.NAME]`.
 pub struct Alertmanager {
+    name: Arc<str>,
     cfg: config::Alertmanager,
-    client: Client,
+    client: LazyClient,
 }
 
 impl Alertmanager {
-    pub fn new(name: Arc<str>, cfg: &config::Alertmanager) -> Result<Alertmanager, NotifyError> {
-        let client = Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .build()
-            .map_err(|e| NotifyError::Delivery {
-                receiver: name,
-                reason: format!("cannot build an HTTP client: {}", e.without_url()),
-            })?;
-        Ok(Alertmanager {
+    /// No connection and no HTTP client yet: the client is built at the first send, on the
+    /// receiver's own thread ([`LazyClient`]).
+    pub fn new(name: Arc<str>, cfg: &config::Alertmanager) -> Alertmanager {
+        Alertmanager {
+            name,
             cfg: cfg.clone(),
-            client,
-        })
+            client: LazyClient::new(cfg.ca_file.as_ref()),
+        }
     }
 
     /// Posts `alerts` (a JSON array) to every url and reads the answers: accepted when one
     /// Alertmanager took it; rejected when none did and the alert itself was refused (400) or
     /// every one refused it; to retry otherwise.
-    pub fn post(&self, alerts: &Value) -> Outcome {
+    pub fn post(&mut self, alerts: &Value) -> Outcome {
         let body = alerts.to_string();
+        let client = match self.client.get() {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome::Retry {
+                    after: None,
+                    reason: format!("receiver `{}`: {e}", self.name),
+                };
+            }
+        };
         let mut answers = Vec::with_capacity(self.cfg.urls.len());
         let (mut accepted, mut invalid, mut rejected) = (0, false, 0);
         let mut after: Option<Duration> = None;
         for (i, url) in self.cfg.urls.iter().enumerate() {
-            let answer = self.post_one(url, &body);
+            let answer = post_one(client, self.cfg.auth.as_ref(), url, &body);
             let label = format!("alertmanager {} of {}", i + 1, self.cfg.urls.len());
             match answer {
                 Answer::Accepted(status) => {
@@ -123,59 +125,63 @@ impl Alertmanager {
             Outcome::Retry { after, reason: all }
         }
     }
+}
 
-    fn post_one(&self, url: &reqwest::Url, body: &str) -> Answer {
-        let mut endpoint = url.clone();
-        let path = format!("{}/api/v2/alerts", url.path().trim_end_matches('/'));
-        endpoint.set_path(&path);
-        let mut req = self
-            .client
-            .post(endpoint)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body.to_string());
-        match &self.cfg.auth {
-            None => {}
-            Some(HttpAuth::Basic { username, password }) => {
-                req = req.basic_auth(username, Some(password.expose()));
-            }
-            Some(HttpAuth::Bearer(token)) => {
-                let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) else {
-                    return Answer::Rejected(
-                        StatusCode::BAD_REQUEST,
-                        "`bearer_token` holds characters a header cannot".into(),
-                    );
-                };
-                v.set_sensitive(true);
-                req = req.header(AUTHORIZATION, v);
-            }
+/// Posts `body` to one Alertmanager and reads its answer.
+fn post_one(
+    client: &reqwest::blocking::Client,
+    auth: Option<&HttpAuth>,
+    url: &reqwest::Url,
+    body: &str,
+) -> Answer {
+    let mut endpoint = url.clone();
+    let path = format!("{}/api/v2/alerts", url.path().trim_end_matches('/'));
+    endpoint.set_path(&path);
+    let mut req = client
+        .post(endpoint)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .body(body.to_string());
+    match auth {
+        None => {}
+        Some(HttpAuth::Basic { username, password }) => {
+            req = req.basic_auth(username, Some(password.expose()));
         }
-        let resp = match req.send() {
-            Ok(r) => r,
-            Err(e) => return Answer::Retry(None, transport_error(&e)),
-        };
-        let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let text = resp.text().unwrap_or_default();
-        let said = provider_message(&text);
-        let reason = match said.is_empty() {
-            true => format!("{status}"),
-            false => format!("{status}: {said}"),
-        };
-        if status.is_success() {
-            Answer::Accepted(status)
-        } else if status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status.is_server_error()
-        {
-            Answer::Retry(retry_after, reason)
-        } else {
-            Answer::Rejected(status, reason)
+        Some(HttpAuth::Bearer(token)) => {
+            let Ok(mut v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) else {
+                return Answer::Rejected(
+                    StatusCode::BAD_REQUEST,
+                    "`bearer_token` holds characters a header cannot".into(),
+                );
+            };
+            v.set_sensitive(true);
+            req = req.header(AUTHORIZATION, v);
         }
+    }
+    let resp = match req.send() {
+        Ok(r) => r,
+        Err(e) => return Answer::Retry(None, transport_error(&e)),
+    };
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(retry_after);
+    let text = resp.text().unwrap_or_default();
+    let said = provider_message(&text);
+    let reason = match said.is_empty() {
+        true => format!("{status}"),
+        false => format!("{status}: {said}"),
+    };
+    if status.is_success() {
+        Answer::Accepted(status)
+    } else if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
+        Answer::Retry(retry_after, reason)
+    } else {
+        Answer::Rejected(status, reason)
     }
 }
 

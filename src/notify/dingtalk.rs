@@ -3,9 +3,10 @@
 //! message = "timestamp\nsecret")). The body's `errcode` decides: 0 is delivered, 130101
 //! (sending too fast) and -1 (busy) are retried, anything else is not.
 //!
-//! Log content goes through [`render::neutral_md`] (no links, images, headings, `@`), and the
-//! `at` object is filled only from the receiver's `mention` list (`isAtAll` is false unless
-//! `mention` holds `all`).
+//! Log content goes through [`render::neutral_md`] (no links, images, headings, `@`), also in
+//! the values a `template` prints ([`super::template`]), and the `at` object is filled only
+//! from the `mention` lists of the receiver and the route (`isAtAll` is false unless one holds
+//! `all`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,7 +17,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::post::{CodeRules, Poster, judge_code};
-use super::render::{self, CUT};
+use super::render::{self, CUT, Layout, Parts};
+use super::template::Template;
 use super::{Outcome, Sender};
 use crate::config::Secret;
 use crate::escalation::Escalation;
@@ -30,8 +32,7 @@ const BLOCKED_FOR: Duration = Duration::from_secs(600);
 pub struct DingTalk {
     url: Secret,
     secret: Option<Secret>,
-    mention: Vec<String>,
-    explore_url: Option<String>,
+    layout: Layout,
     http: Poster,
 }
 
@@ -46,14 +47,23 @@ impl DingTalk {
         DingTalk {
             url,
             secret,
-            mention,
-            explore_url,
+            layout: Layout {
+                mention,
+                explore_url,
+                template: None,
+            },
             http: Poster::new(name),
         }
     }
 
     pub fn with_http(mut self, http: Poster) -> DingTalk {
         self.http = http;
+        self
+    }
+
+    /// A `template` whose output replaces everything under the heading but the mentions.
+    pub fn with_template(mut self, template: Option<Template>) -> DingTalk {
+        self.layout.template = template;
         self
     }
 }
@@ -68,8 +78,9 @@ pub fn sign(timestamp_ms: u64, secret: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The request body.
-pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) -> Value {
+/// The request body: the heading, then a template's body (cut to fit) or the built-in one,
+/// then the mentions.
+pub fn payload(esc: &Escalation, parts: &Parts) -> Value {
     let mut text = format!(
         "#### {} {} · {} · {}\n\n",
         render::level_marker(esc.level),
@@ -77,6 +88,51 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
         render::neutral_md(&render::service(esc)),
         render::kind_phrase(esc),
     );
+    match &parts.body {
+        Some(body) => {
+            let budget = TEXT_CHARS.saturating_sub(text.chars().count() + 300);
+            text.push_str(&render::fit_text(body, budget, |s| s.chars().count()));
+            text.push('\n');
+        }
+        None => built_in_body(&mut text, esc, parts.link.as_deref()),
+    }
+    let mention = &parts.mention;
+    let all = mention.iter().any(|m| m == "all");
+    let people: Vec<&String> = mention.iter().filter(|m| *m != "all").collect();
+    let mobiles: Vec<&String> = people
+        .iter()
+        .copied()
+        .filter(|m| m.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    let users: Vec<&String> = people
+        .iter()
+        .copied()
+        .filter(|m| !m.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    if !people.is_empty() {
+        text.push('\n');
+        for p in &people {
+            text.push_str(&format!("@{p} "));
+        }
+    }
+    let title = render::cut_chars(
+        &format!(
+            "{} {}: {}",
+            render::level_word(esc.level),
+            render::neutral_md(&render::service(esc)),
+            render::neutral_md(&render::message(esc))
+        ),
+        100,
+    );
+    json!({
+        "msgtype": "markdown",
+        "markdown": {"title": title, "text": text},
+        "at": {"atMobiles": mobiles, "atUserIds": users, "isAtAll": all},
+    })
+}
+
+/// The message in bold, the facts as a list, the sample and context as quotes, the link.
+fn built_in_body(text: &mut String, esc: &Escalation, link: Option<&str>) {
     text.push_str(&format!(
         "**{}**\n\n",
         render::neutral_md(&render::message(esc))
@@ -113,41 +169,9 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
             text.push_str(&format!("> {CUT}  \n"));
         }
     }
-    if let Some(link) = render::explore_link(explore_url, esc) {
+    if let Some(link) = link {
         text.push_str(&format!("\n[Open in Grafana]({link})\n"));
     }
-    let all = mention.iter().any(|m| m == "all");
-    let people: Vec<&String> = mention.iter().filter(|m| *m != "all").collect();
-    let mobiles: Vec<&String> = people
-        .iter()
-        .copied()
-        .filter(|m| m.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    let users: Vec<&String> = people
-        .iter()
-        .copied()
-        .filter(|m| !m.chars().all(|c| c.is_ascii_digit()))
-        .collect();
-    if !people.is_empty() {
-        text.push('\n');
-        for p in &people {
-            text.push_str(&format!("@{p} "));
-        }
-    }
-    let title = render::cut_chars(
-        &format!(
-            "{} {}: {}",
-            render::level_word(esc.level),
-            render::neutral_md(&render::service(esc)),
-            render::neutral_md(&render::message(esc))
-        ),
-        100,
-    );
-    json!({
-        "msgtype": "markdown",
-        "markdown": {"title": title, "text": text},
-        "at": {"atMobiles": mobiles, "atUserIds": users, "isAtAll": all},
-    })
 }
 
 /// The outcome of a DingTalk answer body (HTTP 200).
@@ -166,7 +190,7 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
 
 impl Sender for DingTalk {
     fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
-        let body = payload(esc, &self.mention, self.explore_url.as_deref());
+        let body = payload(esc, &self.layout.parts(self.http.receiver(), esc));
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let mut url = match url::Url::parse(self.url.expose()) {
             Ok(u) => u,

@@ -1,8 +1,10 @@
 //! The `email` receiver: mails each escalation through an SMTP smarthost (`lettre`, blocking,
-//! rustls with aws-lc-rs).
+//! rustls with aws-lc-rs). The server's certificate is checked against the roots built into
+//! the binary (`webpki-roots`, Mozilla's list) and those of the receiver's `ca_file`.
 //!
 //! Owns: the mail (a `multipart/alternative` with a text part first and an HTML part last,
-//! the subject, the threading headers), the SMTP session (STARTTLS, implicit TLS or plain to a
+//! the subject, the threading headers; with a `template`, the text part is its text and the
+//! HTML part shows that text escaped whole), the SMTP session (STARTTLS, implicit TLS or plain to a
 //! loopback host; AUTH when a username is configured) and the mapping of SMTP replies to an
 //! [`Outcome`]: 4xx and connection errors are worth retrying, 5xx are not.
 //!
@@ -26,6 +28,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde_json::Value;
 
+use super::template::Template;
 use super::{NotifyError, Outcome, Sender};
 use crate::config::{EmailReceiver, Secret, SmtpTls};
 use crate::escalation::{Escalation, Kind, clean};
@@ -51,6 +54,7 @@ pub struct Email {
     to: Vec<Mailbox>,
     subject_prefix: Option<String>,
     password: Option<Secret>,
+    template: Option<Template>,
     threads: Threads,
 }
 
@@ -64,7 +68,12 @@ impl Email {
         let tls = match cfg.tls {
             SmtpTls::None => Tls::None,
             SmtpTls::StartTls | SmtpTls::Tls => {
-                let params = TlsParameters::new(cfg.host.clone())
+                let mut params = TlsParameters::builder(cfg.host.clone());
+                if let Some(ca) = &cfg.ca_file {
+                    params = params.add_root_certificate(ca.mail().clone());
+                }
+                let params = params
+                    .build()
                     .map_err(|e| fail(format!("cannot set up TLS: {e}")))?;
                 if cfg.tls == SmtpTls::Tls {
                     Tls::Wrapper(params)
@@ -98,6 +107,7 @@ impl Email {
                 .collect::<Result<_, _>>()?,
             subject_prefix: cfg.subject_prefix.clone(),
             password: cfg.password.clone(),
+            template: cfg.template.clone(),
             threads: Threads::default(),
         })
     }
@@ -123,11 +133,19 @@ impl Email {
                 .in_reply_to(root.clone())
                 .references(root),
         };
-        b.multipart(MultiPart::alternative_plain_html(
-            render_text(esc),
-            render_html(esc),
-        ))
-        .map_err(|e| format!("cannot build the mail: {e}"))
+        let templated = self
+            .template
+            .as_ref()
+            .and_then(|t| t.body(&self.name, esc, None));
+        let (text, html) = match templated {
+            Some(text) => {
+                let html = render_templated_html(esc, &text);
+                (text, html)
+            }
+            None => (render_text(esc), render_html(esc)),
+        };
+        b.multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| format!("cannot build the mail: {e}"))
     }
 
     /// `[prefix] ERROR api: message`; repeats and summaries get `Re: ` so that clients
@@ -391,23 +409,7 @@ pub fn render_text(esc: &Escalation) -> String {
 /// The HTML part: every value from the escalation is escaped, so log content is shown as
 /// text and never becomes markup, a link or an image.
 pub fn render_html(esc: &Escalation) -> String {
-    let colour = match esc.level.map(level_name) {
-        Some("fatal" | "critical" | "error") => "#d32f2f",
-        Some("warn" | "warning") => "#f9a825",
-        _ => "#616161",
-    };
-    let mut out = String::with_capacity(2048);
-    out.push_str("<!DOCTYPE html>\n<html><body style=\"font-family:sans-serif\">\n");
-    let message = esc
-        .message
-        .as_deref()
-        .map(|m| clean(m.lines().next().unwrap_or("")));
-    let _ = writeln!(
-        out,
-        "<h3 style=\"border-left:6px solid {colour};padding-left:8px\">{} · {}</h3>",
-        headline(esc),
-        escape(message.as_deref().unwrap_or("-"))
-    );
+    let mut out = html_start(esc);
     out.push_str("<table>\n");
     for (label, value) in facts(esc) {
         let _ = writeln!(
@@ -441,6 +443,42 @@ pub fn render_html(esc: &Escalation) -> String {
         );
     }
     out.push_str("</body></html>\n");
+    out
+}
+
+/// The HTML part of a mail whose text part a `template` made: the coloured headline, then that
+/// text, HTML-escaped whole (the template's own text too) in a `<pre>`, so the HTML part shows
+/// exactly what the text part says and nothing in it can become markup.
+pub fn render_templated_html(esc: &Escalation, text: &str) -> String {
+    let mut out = html_start(esc);
+    let _ = writeln!(
+        out,
+        "<pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre>",
+        escape(text)
+    );
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// The document's start up to the coloured headline (`New · message`).
+fn html_start(esc: &Escalation) -> String {
+    let colour = match esc.level.map(level_name) {
+        Some("fatal" | "critical" | "error") => "#d32f2f",
+        Some("warn" | "warning") => "#f9a825",
+        _ => "#616161",
+    };
+    let mut out = String::with_capacity(2048);
+    out.push_str("<!DOCTYPE html>\n<html><body style=\"font-family:sans-serif\">\n");
+    let message = esc
+        .message
+        .as_deref()
+        .map(|m| clean(m.lines().next().unwrap_or("")));
+    let _ = writeln!(
+        out,
+        "<h3 style=\"border-left:6px solid {colour};padding-left:8px\">{} · {}</h3>",
+        headline(esc),
+        escape(message.as_deref().unwrap_or("-"))
+    );
     out
 }
 

@@ -5,7 +5,8 @@
 //! `code` (or `StatusCode`) decides: 0 is delivered, 11232 (frequency limit) is retried.
 //!
 //! Log content in `lark_md` goes through [`render::neutral_md`], so it cannot add `<at>`,
-//! links, images or emphasis. Mentions come only from the receiver's `mention` list.
+//! links, images or emphasis; so do the values a `template` prints ([`super::template`]).
+//! Mentions come only from the `mention` lists of the receiver and the route.
 
 use std::sync::Arc;
 
@@ -15,12 +16,14 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::post::{CodeRules, Poster, judge_code, unix_secs};
-use super::render::{self, CUT};
+use super::render::{self, CUT, Layout, Parts};
+use super::template::Template;
 use super::{Outcome, Sender};
 use crate::config::Secret;
 use crate::escalation::Escalation;
 
-/// The documented body limit is 20 KB; the sample and context together get this many bytes.
+/// The documented body limit is 20 KB; the sample and context together (or a template's
+/// body) get this many bytes.
 const TEXT_BYTES: usize = 12_000;
 /// `code` of the frequency limit.
 const RATE_LIMITED: i64 = 11232;
@@ -28,8 +31,7 @@ const RATE_LIMITED: i64 = 11232;
 pub struct Feishu {
     url: Secret,
     secret: Option<Secret>,
-    mention: Vec<String>,
-    explore_url: Option<String>,
+    layout: Layout,
     http: Poster,
 }
 
@@ -44,14 +46,23 @@ impl Feishu {
         Feishu {
             url,
             secret,
-            mention,
-            explore_url,
+            layout: Layout {
+                mention,
+                explore_url,
+                template: None,
+            },
             http: Poster::new(name),
         }
     }
 
     pub fn with_http(mut self, http: Poster) -> Feishu {
         self.http = http;
+        self
+    }
+
+    /// A `template` whose output (as `lark_md`) replaces the facts, sample and context.
+    pub fn with_template(mut self, template: Option<Template>) -> Feishu {
+        self.layout.template = template;
         self
     }
 }
@@ -91,8 +102,41 @@ fn plain_lines(title: &str, lines: &[String], budget: usize) -> String {
     text
 }
 
-/// The request body without `timestamp` and `sign`.
-pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) -> Value {
+/// The request body without `timestamp` and `sign`. With a template's body, that body is
+/// one `lark_md` element (cut to fit) in place of the facts, sample and context, and the
+/// footer has only the mentions.
+pub fn payload(esc: &Escalation, parts: &Parts) -> Value {
+    let mut footer = Vec::new();
+    let mut elements = match &parts.body {
+        Some(body) => vec![json!({"tag": "div", "text": {"tag": "lark_md",
+            "content": render::fit_text(body, TEXT_BYTES, json_len)}})],
+        None => {
+            if let Some(link) = &parts.link {
+                footer.push(format!("[Open in Grafana]({link})"));
+            }
+            built_in_elements(esc)
+        }
+    };
+    for id in &parts.mention {
+        footer.push(format!("<at id={id}></at>"));
+    }
+    if !footer.is_empty() {
+        elements.push(json!({"tag": "div", "text": {"tag": "lark_md",
+            "content": footer.join(" ")}}));
+    }
+    json!({
+        "msg_type": "interactive",
+        "card": {
+            "config": {"wide_screen_mode": true},
+            "header": {"title": {"tag": "plain_text", "content": render::headline(esc)},
+                       "template": colour(esc)},
+            "elements": elements,
+        }
+    })
+}
+
+/// The facts in `lark_md`, the sample and context as `plain_text`.
+fn built_in_elements(esc: &Escalation) -> Vec<Value> {
     let facts: Vec<String> = render::facts(esc)
         .into_iter()
         .map(|(name, value)| format!("**{name}** {}", render::neutral_md(&value)))
@@ -113,26 +157,7 @@ pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) 
         elements.push(json!({"tag": "div", "text": {"tag": "plain_text",
             "content": plain_lines("Context", &context, TEXT_BYTES / 4)}}));
     }
-    let mut footer = Vec::new();
-    if let Some(link) = render::explore_link(explore_url, esc) {
-        footer.push(format!("[Open in Grafana]({link})"));
-    }
-    for id in mention {
-        footer.push(format!("<at id={id}></at>"));
-    }
-    if !footer.is_empty() {
-        elements.push(json!({"tag": "div", "text": {"tag": "lark_md",
-            "content": footer.join(" ")}}));
-    }
-    json!({
-        "msg_type": "interactive",
-        "card": {
-            "config": {"wide_screen_mode": true},
-            "header": {"title": {"tag": "plain_text", "content": render::headline(esc)},
-                       "template": colour(esc)},
-            "elements": elements,
-        }
-    })
+    elements
 }
 
 /// The outcome of a Feishu answer body (HTTP 200).
@@ -151,7 +176,7 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
 
 impl Sender for Feishu {
     fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
-        let mut body = payload(esc, &self.mention, self.explore_url.as_deref());
+        let mut body = payload(esc, &self.layout.parts(self.http.receiver(), esc));
         if let Some(secret) = &self.secret {
             let ts = unix_secs();
             body["timestamp"] = Value::from(ts.to_string());

@@ -18,11 +18,14 @@ pub mod dingtalk;
 pub mod email;
 pub mod feishu;
 pub mod file;
+pub mod nats;
 pub mod outbox;
 pub mod post;
 pub mod render;
 pub mod sender;
 pub mod slack;
+pub mod subject;
+pub mod template;
 pub mod webhook;
 pub mod wecom;
 pub mod worker;
@@ -141,8 +144,9 @@ impl<C: Clock + Clone> Receivers<C> {
                 ReceiverKind::File { path } => Box::new(file::LazyFile::new(name.clone(), path)),
                 ReceiverKind::Email(cfg) => Box::new(email::Email::new(name.clone(), cfg)?),
                 ReceiverKind::Alertmanager(am) => {
-                    Box::new(alertmanager::Alertmanager::new(name.clone(), am)?)
+                    Box::new(alertmanager::Alertmanager::new(name.clone(), am))
                 }
+                ReceiverKind::Nats(n) => Box::new(nats::Nats::new(name.clone(), n)),
                 web => match sender(name.clone(), web) {
                     Some(s) => s,
                     None => continue,
@@ -259,65 +263,92 @@ impl<C: Clock + Clone> Receivers<C> {
 /// The [`Sender`] of a web receiver type (`slack`, `feishu`, `dingtalk`, `wecom`,
 /// `webhook`); `None` for the others.
 pub fn sender(name: Arc<str>, kind: &ReceiverKind) -> Option<Box<dyn Sender>> {
+    let http = |ca_file: &Option<crate::config::CaFile>| {
+        post::Poster::new(name.clone()).with_ca_file(ca_file.as_ref())
+    };
     Some(match kind {
         ReceiverKind::Slack {
             url,
             mention,
             explore_url,
-        } => Box::new(slack::Slack::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+            ca_file,
+        } => Box::new(
+            slack::Slack::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::Feishu {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(feishu::Feishu::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+            ca_file,
+        } => Box::new(
+            feishu::Feishu::new(
+                name.clone(),
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::DingTalk {
             url,
             secret,
             mention,
             explore_url,
-        } => Box::new(dingtalk::DingTalk::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+            ca_file,
+        } => Box::new(
+            dingtalk::DingTalk::new(
+                name.clone(),
+                url.clone(),
+                secret.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::WeCom {
             url,
             mention,
             explore_url,
-        } => Box::new(wecom::WeCom::new(
-            name,
-            url.clone(),
-            mention.clone(),
-            explore_url.clone(),
-        )),
+            template,
+            ca_file,
+        } => Box::new(
+            wecom::WeCom::new(
+                name.clone(),
+                url.clone(),
+                mention.clone(),
+                explore_url.clone(),
+            )
+            .with_template(template.clone())
+            .with_http(http(ca_file)),
+        ),
         ReceiverKind::Webhook {
             url,
             secret,
             headers,
-        } => Box::new(webhook::Webhook::new(
-            name,
-            url.clone(),
-            secret.clone(),
-            headers.clone(),
-        )),
+            ca_file,
+        } => Box::new(
+            webhook::Webhook::new(name.clone(), url.clone(), secret.clone(), headers.clone())
+                .with_http(http(ca_file)),
+        ),
         ReceiverKind::Console
         | ReceiverKind::File { .. }
         | ReceiverKind::Email(_)
-        | ReceiverKind::Alertmanager(_) => return None,
+        | ReceiverKind::Alertmanager(_)
+        | ReceiverKind::Nats(_) => return None,
     })
 }
 
@@ -342,6 +373,7 @@ impl Sender for Box<dyn Sender> {
 /// | `dingtalk` | 20/min per robot; past it the robot is blocked for 10 minutes | `10/min` | 19 in any minute |
 /// | `wecom` | 20/min per robot; errcode 45009 past it | `10/min` | 19 in any minute |
 /// | `webhook`, `email`, `alertmanager`, `console`, `file` | none | unlimited | |
+/// | `nats` | none: each publish waits for the stream's ack, which paces it | unlimited | |
 ///
 /// `default_rates_stay_under_the_providers_limits` checks the worst cases.
 pub fn default_rate(receiver_type: &str) -> Option<Rate> {
@@ -587,7 +619,14 @@ pub(crate) mod tests {
             );
             assert_eq!(most, documented, "{kind}: update default_rate's table");
         }
-        for kind in ["webhook", "email", "alertmanager", "console", "file"] {
+        for kind in [
+            "webhook",
+            "email",
+            "alertmanager",
+            "console",
+            "file",
+            "nats",
+        ] {
             assert_eq!(default_rate(kind), None, "{kind}");
         }
     }

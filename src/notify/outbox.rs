@@ -5,13 +5,14 @@
 //!
 //! Format: one file per escalation, `{seq:020}.json`, a versioned object holding the
 //! idempotency key, the receiver's name, the time it entered the outbox and the SPEC §5
-//! escalation. It is written with [`write_atomic`] (temporary file, `fsync`, rename, `fsync`
-//! of the directory) and removed with `unlink`. One file per item rather than an append-only
+//! escalation. A burst of escalations is written as one group commit ([`Outbox::put_all`]):
+//! temporary files, made durable together, renamed into place, then one `fsync` of the
+//! directory; an item is removed with `unlink`. One file per item rather than an append-only
 //! log with compaction, because escalations are few (deduplicated by the windows, capped by
 //! each receiver's rate) and each lives seconds: removal is a single `unlink` with nothing to
 //! compact, no item can be torn (the rename makes it whole or absent), and every receiver's
-//! thread removes its own items without sharing a log file. The cost, two `fsync`s per
-//! escalation, is small next to a notification's network round trip.
+//! thread removes its own items without sharing a log file. The cost, two disk flushes per
+//! burst, is small next to a notification's network round trip.
 //!
 //! Removals are not `fsync`'d: after a power loss an escalation already accepted may be sent
 //! again. Delivery is at least once; the idempotency key ([`key`]), the same for every
@@ -20,8 +21,8 @@
 //! Owns: the directory, sequence numbers (file names; order of delivery per receiver),
 //! idempotency keys. Must not: send, retry, or cap (that is [`super::worker`]).
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,6 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::escalation::Escalation;
 use crate::event::Timestamp;
-use crate::state::write_atomic;
 
 /// The outbox's directory under `state_dir`.
 pub const OUTBOX_DIR: &str = "outbox";
@@ -123,23 +123,71 @@ impl Outbox {
     /// Writes `esc` (entering the outbox at `now`) and fsyncs it. The item is returned even
     /// when the write failed, for the caller to keep in memory.
     pub fn put(&self, esc: &Escalation, now: Timestamp) -> (Item, io::Result<()>) {
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        let key = key(esc, now);
-        let file = ItemFile::V1 {
-            key: key.clone(),
-            receiver: esc.receiver.to_string(),
-            created: now.as_nanos(),
-            escalation: esc.clone(),
-        };
-        let written = serde_json::to_vec(&file)
-            .map_err(io::Error::other)
-            .and_then(|bytes| write_atomic(&self.path(seq), &bytes));
-        let item = Item {
-            seq,
-            key: key.into(),
-            receiver: esc.receiver.clone(),
-        };
-        (item, written)
+        let mut all = self.put_all(std::slice::from_ref(esc), now).into_iter();
+        match all.next() {
+            Some(one) => one,
+            None => unreachable!("put_all returns one item per escalation"),
+        }
+    }
+
+    /// Writes every escalation of a burst (all entering at `now`) as one group commit: each
+    /// to its temporary file, all made durable at once ([`sync_written`]), the renames and one
+    /// fsync of the directory. A burst of N costs about what one escalation does. Items come back in order, each with
+    /// its own result, even when its write failed. The i-th enters at `now` + i ns, so that
+    /// two escalations of one burst never share an idempotency key.
+    pub fn put_all(&self, escs: &[Escalation], now: Timestamp) -> Vec<(Item, io::Result<()>)> {
+        let mut out: Vec<(Item, io::Result<Option<File>>)> = escs
+            .iter()
+            .zip(now.as_nanos()..)
+            .map(|(esc, created)| {
+                let seq = self.next.fetch_add(1, Ordering::Relaxed);
+                let now = Timestamp::from_nanos(created);
+                let key = key(esc, now);
+                let file = ItemFile::V1 {
+                    key: key.clone(),
+                    receiver: esc.receiver.to_string(),
+                    created: now.as_nanos(),
+                    escalation: esc.clone(),
+                };
+                let written = serde_json::to_vec(&file)
+                    .map_err(io::Error::other)
+                    .and_then(|bytes| {
+                        let mut f = File::create(self.tmp_path(seq))?;
+                        f.write_all(&bytes)?;
+                        Ok(Some(f))
+                    });
+                let item = Item {
+                    seq,
+                    key: key.into(),
+                    receiver: esc.receiver.clone(),
+                };
+                (item, written)
+            })
+            .collect();
+        let synced = sync_written(&out);
+        for (item, written) in &mut out {
+            if written.is_ok() {
+                let renamed = match &synced {
+                    Ok(()) => fs::rename(self.tmp_path(item.seq), self.path(item.seq)),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                };
+                if let Err(e) = renamed {
+                    let _ = fs::remove_file(self.tmp_path(item.seq));
+                    *written = Err(e);
+                }
+            }
+        }
+        let dir = File::open(&self.dir).and_then(|d| d.sync_all());
+        out.into_iter()
+            .map(|(item, written)| {
+                let written = match (written, &dir) {
+                    (Ok(_), Ok(())) => Ok(()),
+                    (Ok(_), Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+                    (Err(e), _) => Err(e),
+                };
+                (item, written)
+            })
+            .collect()
     }
 
     /// The escalation of item `seq`.
@@ -158,6 +206,39 @@ impl Outbox {
     fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq:020}.json"))
     }
+
+    fn tmp_path(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}.tmp"))
+    }
+}
+
+/// `fsync`s at once for a burst: each costs a disk cache flush (3 ms on a virtual disk), and
+/// flushes issued together are served together. Measured on 256 files: one after another
+/// 1 s, sixteen at a time 44 ms, one `syncfs` 206 ms (and it writes back every other dirty
+/// file of the filesystem too, which on a busy build host can be gigabytes).
+const SYNC_THREADS: usize = 16;
+
+/// Makes the temporary files just written durable before they are renamed into place, with
+/// up to [`SYNC_THREADS`] `fsync`s in flight.
+fn sync_written(written: &[(Item, io::Result<Option<File>>)]) -> io::Result<()> {
+    let files: Vec<&File> = written
+        .iter()
+        .filter_map(|(_, w)| w.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    if files.len() <= 1 {
+        return files.iter().try_for_each(|f| f.sync_all());
+    }
+    let per_thread = files.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| f.sync_all())))
+            .collect();
+        threads.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")))
+        })
+    })
 }
 
 fn read_item(path: &Path) -> io::Result<(String, String, Escalation)> {
@@ -224,6 +305,41 @@ mod tests {
         assert!(!outbox.dir().join("00000000000000000099.tmp").exists());
         let (next, _) = outbox.put(&a, now);
         assert!(next.seq > 99, "sequence numbers are never reused");
+    }
+
+    #[test]
+    fn a_burst_is_written_whole_in_order_with_distinct_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outbox, _) = Outbox::open(dir.path()).unwrap();
+        let now = Timestamp::from_nanos(1_700_000_000_000_000_000);
+        let same = escalation("ERROR same group");
+        let burst = vec![same.clone(), same.clone(), escalation("ERROR other")];
+        let items: Vec<Item> = outbox
+            .put_all(&burst, now)
+            .into_iter()
+            .map(|(item, written)| {
+                written.unwrap();
+                item
+            })
+            .collect();
+        assert_ne!(items[0].key, items[1].key, "one key per notification");
+        drop(outbox);
+        let (outbox, left) = Outbox::open(dir.path()).unwrap();
+        assert_eq!(left, items);
+        for (item, esc) in left.iter().zip(&burst) {
+            assert_eq!(&outbox.read(item.seq).unwrap(), esc);
+        }
+        let tmp = fs::read_dir(outbox.dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "tmp")
+            })
+            .count();
+        assert_eq!(tmp, 0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP POST every web receiver (`slack`, `feishu`, `dingtalk`, `wecom`, `webhook`)
 //! makes: one blocking client per receiver with connect and total timeouts, built on first
-//! use (on the receiver's own thread, never inside the async runtime), and errors that never
-//! name the URL.
+//! use ([`LazyClient`], also used by `alertmanager`), and errors that never name the URL.
+//! Certificates are checked against the system's roots (`rustls-platform-verifier`: the OS
+//! store, `/etc/ssl/certs` on Linux) and those of the receiver's `ca_file`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::blocking::Client;
 
 use super::Outcome;
+use crate::config::CaFile;
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,28 +27,74 @@ pub struct Answer {
     pub body: String,
 }
 
-/// One receiver's HTTP client.
-pub struct Poster {
-    receiver: Arc<str>,
+/// A blocking HTTP client, built at its first use. Receivers are made inside the agent's
+/// async runtime but send from their own threads, and reqwest's blocking client starts a
+/// runtime of its own when built (and stops it when dropped): built inside the agent's
+/// runtime, it panics ("Cannot drop a runtime in a context where blocking is not allowed").
+pub struct LazyClient {
     client: Option<Client>,
     connect: Duration,
     total: Duration,
+    /// Trusted on top of the system's roots (`ca_file`).
+    roots: Vec<reqwest::Certificate>,
+}
+
+impl LazyClient {
+    /// [`CONNECT_TIMEOUT`] and [`TOTAL_TIMEOUT`]; the system's roots, and those of `ca_file`.
+    pub fn new(ca_file: Option<&CaFile>) -> LazyClient {
+        LazyClient {
+            client: None,
+            connect: CONNECT_TIMEOUT,
+            total: TOTAL_TIMEOUT,
+            roots: ca_file.map(|c| c.web().to_vec()).unwrap_or_default(),
+        }
+    }
+
+    /// The client, built now if it was not yet; the error says why it cannot be.
+    pub fn get(&mut self) -> Result<&Client, String> {
+        if self.client.is_none() {
+            let built = Client::builder()
+                .connect_timeout(self.connect)
+                .timeout(self.total)
+                .tls_certs_merge(self.roots.iter().cloned())
+                .build()
+                .map_err(|e| format!("cannot build an HTTP client: {}", chain(e)))?;
+            self.client = Some(built);
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| "cannot build an HTTP client".to_string())
+    }
+}
+
+/// One receiver's HTTP client.
+pub struct Poster {
+    receiver: Arc<str>,
+    client: LazyClient,
 }
 
 impl Poster {
     pub fn new(receiver: Arc<str>) -> Poster {
         Poster {
             receiver,
-            client: None,
-            connect: CONNECT_TIMEOUT,
-            total: TOTAL_TIMEOUT,
+            client: LazyClient::new(None),
         }
+    }
+
+    /// Also trusts the certificates of `ca_file`.
+    pub fn with_ca_file(mut self, ca_file: Option<&CaFile>) -> Poster {
+        self.client = LazyClient {
+            connect: self.client.connect,
+            total: self.client.total,
+            ..LazyClient::new(ca_file)
+        };
+        self
     }
 
     /// Shorter (or longer) timeouts, for tests.
     pub fn with_timeouts(mut self, connect: Duration, total: Duration) -> Poster {
-        self.connect = connect;
-        self.total = total;
+        self.client.connect = connect;
+        self.client.total = total;
         self
     }
 
@@ -78,24 +126,11 @@ impl Poster {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, Outcome> {
-        let client = match &self.client {
-            Some(c) => c,
-            None => {
-                let built = Client::builder()
-                    .connect_timeout(self.connect)
-                    .timeout(self.total)
-                    .build()
-                    .map_err(|e| Outcome::Retry {
-                        after: None,
-                        reason: format!(
-                            "receiver `{}`: cannot build an HTTP client: {}",
-                            self.receiver,
-                            error_chain(e)
-                        ),
-                    })?;
-                self.client.insert(built)
-            }
-        };
+        let receiver = &self.receiver;
+        let client = self.client.get().map_err(|e| Outcome::Retry {
+            after: None,
+            reason: format!("receiver `{receiver}`: {e}"),
+        })?;
         let mut req = client
             .post(url)
             .header("content-type", "application/json; charset=utf-8");
@@ -104,11 +139,7 @@ impl Poster {
         }
         let resp = req.body(body).send().map_err(|e| Outcome::Retry {
             after: None,
-            reason: format!(
-                "receiver `{}`: POST failed: {}",
-                self.receiver,
-                error_chain(e)
-            ),
+            reason: format!("receiver `{}`: POST failed: {}", self.receiver, chain(e)),
         })?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -145,7 +176,7 @@ impl Poster {
 }
 
 /// An error and its causes, without the URL reqwest puts in its message.
-pub fn error_chain(e: reqwest::Error) -> String {
+pub fn chain(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let e = e.without_url();
     let mut parts = vec![e.to_string()];

@@ -3,10 +3,13 @@
 //! Grafana link; and the escaping of log content for each provider's markup.
 //!
 //! Owns: the wording (`first` reads "New", `repeat` "Still firing (N more)", `summary`
-//! "Summary: N in the window"), cutting the sample to a budget with a visible "…cut", and the
-//! escapers. Must not: build a provider's JSON (each sender does), or let text from a log line
-//! reach a provider unescaped.
+//! "Summary: N in the window"), cutting the sample (or a template's body) to a budget with a
+//! visible "…cut", the escapers, and what a chat receiver's config adds to every message
+//! ([`Layout`]: its mentions and the route's, its explore link, its template's body). Must not:
+//! build a provider's JSON (each sender does), or let text from a log line reach a provider
+//! unescaped.
 
+use super::template::Template;
 use crate::escalation::{Escalation, Kind, clean, clean_max};
 use crate::event::Level;
 
@@ -103,7 +106,7 @@ pub fn facts(esc: &Escalation) -> Vec<(&'static str, String)> {
 const LINE_CHARS: usize = 4_000;
 
 /// One displayed line of log content: leading tabs as spaces, then [`clean_max`].
-fn display_line(line: &str) -> String {
+pub fn display_line(line: &str) -> String {
     let rest = line.trim_start_matches('\t');
     let tabs = line.len() - rest.len();
     clean_max(&format!("{}{rest}", "    ".repeat(tabs.min(4))), LINE_CHARS)
@@ -151,6 +154,70 @@ pub fn fit(lines: &[String], budget: usize, size: impl Fn(&str) -> usize) -> (Ve
         return (out, true);
     }
     (out, false)
+}
+
+/// `text` (a template's body) cut at a line end to fit in `budget` as measured by `size`, then
+/// [`CUT`] on a line of its own when anything was cut; `(empty)` when it is blank, because no
+/// provider takes an empty text.
+pub fn fit_text(text: &str, budget: usize, size: impl Fn(&str) -> usize) -> String {
+    if text.trim().is_empty() {
+        return "(empty)".into();
+    }
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (kept, cut) = fit(&lines, budget.saturating_sub(size(CUT) + 1), &size);
+    if !cut {
+        return text.trim_end().to_string();
+    }
+    let mut out = kept.join("\n");
+    out.push('\n');
+    out.push_str(CUT);
+    out
+}
+
+/// What a chat receiver's config adds to every message.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The receiver's `mention` ids.
+    pub mention: Vec<String>,
+    /// The receiver's `explore_url` link template.
+    pub explore_url: Option<String>,
+    /// The receiver's `template`, whose output replaces the built-in body.
+    pub template: Option<Template>,
+}
+
+/// The parts of one message that come from the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parts {
+    /// The receiver's `mention` ids, then the route's that it does not have.
+    pub mention: Vec<String>,
+    /// The explore link for this escalation.
+    pub link: Option<String>,
+    /// The template's text for this escalation; `None`: the built-in layout.
+    pub body: Option<String>,
+}
+
+impl Layout {
+    /// The parts of the message for `esc`, to receiver `receiver`.
+    pub fn parts(&self, receiver: &str, esc: &Escalation) -> Parts {
+        let link = explore_link(self.explore_url.as_deref(), esc);
+        let body = self
+            .template
+            .as_ref()
+            .and_then(|t| t.body(receiver, esc, link.clone()));
+        let mut mention = self.mention.clone();
+        // The route's ids were checked by the config, but they come back from the outbox on
+        // disk: an id a provider's mention markup could misread is dropped.
+        for id in &esc.mention {
+            if crate::config::is_mention_id(id) && !mention.contains(id) {
+                mention.push(id.clone());
+            }
+        }
+        Parts {
+            mention,
+            link,
+            body,
+        }
+    }
 }
 
 /// The Grafana (or any) link of a receiver's `explore_url` for this escalation: the template
@@ -272,6 +339,31 @@ mod tests {
             "{l}"
         );
         assert_eq!(explore_link(None, &e), None);
+    }
+
+    #[test]
+    fn a_message_mentions_the_receivers_ids_then_the_routes_new_ones() {
+        let layout = Layout {
+            mention: vec!["U1".into(), "here".into()],
+            ..Layout::default()
+        };
+        let mut e = escalation("ERROR db timeout");
+        assert_eq!(layout.parts("chat", &e).mention, ["U1", "here"]);
+        e.mention = vec!["U2".into(), "U1".into(), "<!channel>".into()];
+        assert_eq!(layout.parts("chat", &e).mention, ["U1", "here", "U2"]);
+    }
+
+    #[test]
+    fn fit_text_cuts_at_a_line_end_and_says_so() {
+        assert_eq!(fit_text("a\nb\n", 100, str::len), "a\nb");
+        assert_eq!(fit_text(" \n", 100, str::len), "(empty)");
+        let text = "aaaa\nbbbb\ncccc\ndddd";
+        let cut = fit_text(text, 14, str::len);
+        assert!(
+            cut.len() <= 14 && cut.ends_with(&format!("\n{CUT}")),
+            "{cut}"
+        );
+        assert!(cut.starts_with("aaaa\n"), "{cut}");
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //!
 //! Log content is escaped (`&`, `<`, `>` as entities) everywhere mrkdwn is parsed, and sits in
 //! code spans or blocks whose backticks are replaced, so it can neither mention anyone nor add
-//! a link or styling. Mentions come only from the receiver's `mention` list.
+//! a link or styling; so are the values a `template` prints ([`super::template`]). Mentions
+//! come only from the `mention` lists of the receiver and the route.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use super::post::Poster;
-use super::render::{self, CUT};
+use super::render::{self, CUT, Layout, Parts};
+use super::template::Template;
 use super::{Outcome, Sender};
 use crate::config::Secret;
 use crate::escalation::Escalation;
@@ -20,13 +22,14 @@ use crate::escalation::Escalation;
 const HEADER_CHARS: usize = 150;
 /// Section `text`: at most 3,000 characters; the sample's code block gets this much.
 const SAMPLE_CHARS: usize = 2_600;
+/// A template's body: one section's `text`, at most 3,000 characters.
+const SECTION_CHARS: usize = 3_000;
 /// The context's code block: Slack refuses payloads a little over 13k characters in all.
 const CONTEXT_CHARS: usize = 1_200;
 
 pub struct Slack {
     url: Secret,
-    mention: Vec<String>,
-    explore_url: Option<String>,
+    layout: Layout,
     http: Poster,
 }
 
@@ -39,14 +42,23 @@ impl Slack {
     ) -> Slack {
         Slack {
             url,
-            mention,
-            explore_url,
+            layout: Layout {
+                mention,
+                explore_url,
+                template: None,
+            },
             http: Poster::new(name),
         }
     }
 
     pub fn with_http(mut self, http: Poster) -> Slack {
         self.http = http;
+        self
+    }
+
+    /// A `template` whose output replaces the fields, sample and context sections.
+    pub fn with_template(mut self, template: Option<Template>) -> Slack {
+        self.layout.template = template;
         self
     }
 }
@@ -79,41 +91,33 @@ fn code_block(lines: &[String], budget: usize) -> (String, bool) {
     (text, cut)
 }
 
-/// The request body.
-pub fn payload(esc: &Escalation, mention_ids: &[String], explore_url: Option<&str>) -> Value {
+/// The request body. With a template's body, that body is one mrkdwn section (cut to fit)
+/// in place of the fields, sample and context, and the footer has only the mentions: the
+/// template shows the link and fingerprint if it wants them.
+pub fn payload(esc: &Escalation, parts: &Parts) -> Value {
     let headline = render::headline(esc);
-    let mentions: Vec<String> = mention_ids.iter().map(|m| mention(m)).collect();
+    let mentions: Vec<String> = parts.mention.iter().map(|m| mention(m)).collect();
     let mut fallback = render::slack_escape(&headline);
     if !mentions.is_empty() {
         fallback = format!("{} {fallback}", mentions.join(" "));
     }
-    let fields: Vec<Value> = render::facts(esc)
-        .into_iter()
-        .map(|(name, value)| {
-            let value = render::slack_escape(&render::no_backticks(&value));
-            json!({"type": "mrkdwn", "text": format!("*{name}*\n`{value}`")})
-        })
-        .collect();
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text",
-            "text": render::cut_chars(&headline, HEADER_CHARS), "emoji": true}}),
-        json!({"type": "section", "fields": fields}),
-    ];
-    let (sample, _) = code_block(&render::sample_lines(esc), SAMPLE_CHARS);
-    blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-        "text": format!("*Sample*\n{sample}")}}));
-    let context = render::context_lines(esc);
-    if !context.is_empty() {
-        let (context, _) = code_block(&context, CONTEXT_CHARS);
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": format!("*Context*\n{context}")}}));
-    }
+    let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
+        "text": render::cut_chars(&headline, HEADER_CHARS), "emoji": true}})];
     let mut footer = Vec::new();
-    if let Some(link) = render::explore_link(explore_url, esc) {
-        footer.push(format!("<{}|Open in Grafana>", link.replace('&', "&amp;")));
-    }
-    if let Some(fp) = esc.fingerprint {
-        footer.push(format!("fingerprint `{:016x}`", fp.0));
+    match &parts.body {
+        Some(body) => {
+            let text = render::fit_text(body, SECTION_CHARS, |s| s.chars().count());
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+        }
+        None => {
+            blocks.extend(built_in_sections(esc));
+            if let Some(link) = &parts.link {
+                footer.push(format!("<{}|Open in Grafana>", link.replace('&', "&amp;")));
+            }
+            if let Some(fp) = esc.fingerprint {
+                footer.push(format!("fingerprint `{:016x}`", fp.0));
+            }
+        }
     }
     if !mentions.is_empty() {
         footer.push(mentions.join(" "));
@@ -125,9 +129,31 @@ pub fn payload(esc: &Escalation, mention_ids: &[String], explore_url: Option<&st
     json!({"text": fallback, "blocks": blocks})
 }
 
+/// The facts as fields, the sample and the context in code blocks.
+fn built_in_sections(esc: &Escalation) -> Vec<Value> {
+    let fields: Vec<Value> = render::facts(esc)
+        .into_iter()
+        .map(|(name, value)| {
+            let value = render::slack_escape(&render::no_backticks(&value));
+            json!({"type": "mrkdwn", "text": format!("*{name}*\n`{value}`")})
+        })
+        .collect();
+    let mut blocks = vec![json!({"type": "section", "fields": fields})];
+    let (sample, _) = code_block(&render::sample_lines(esc), SAMPLE_CHARS);
+    blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+        "text": format!("*Sample*\n{sample}")}}));
+    let context = render::context_lines(esc);
+    if !context.is_empty() {
+        let (context, _) = code_block(&context, CONTEXT_CHARS);
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn",
+            "text": format!("*Context*\n{context}")}}));
+    }
+    blocks
+}
+
 impl Sender for Slack {
     fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
-        let body = payload(esc, &self.mention, self.explore_url.as_deref());
+        let body = payload(esc, &self.layout.parts(self.http.receiver(), esc));
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let answer = match self.http.post(self.url.expose(), &[], body) {
             Ok(a) => a,

@@ -4,8 +4,9 @@
 //! signature. The body's `errcode` decides: 0 is delivered, 45009 (frequency limit) and -1
 //! (busy) are retried, anything else is not.
 //!
-//! Log content goes through [`render::neutral_md`] (no `<@user>`, `<font`, links or markup);
-//! mentions (`<@userid>`) come only from the receiver's `mention` list.
+//! Log content goes through [`render::neutral_md`] (no `<@user>`, `<font`, links or markup),
+//! also in the values a `template` prints ([`super::template`]); mentions (`<@userid>`) come
+//! only from the `mention` lists of the receiver and the route.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::post::{CodeRules, Poster, judge_code};
-use super::render::{self, CUT};
+use super::render::{self, CUT, Layout, Parts};
+use super::template::Template;
 use super::{Outcome, Sender};
 use crate::config::Secret;
 use crate::escalation::Escalation;
@@ -26,8 +28,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 pub struct WeCom {
     url: Secret,
-    mention: Vec<String>,
-    explore_url: Option<String>,
+    layout: Layout,
     http: Poster,
 }
 
@@ -40,14 +41,23 @@ impl WeCom {
     ) -> WeCom {
         WeCom {
             url,
-            mention,
-            explore_url,
+            layout: Layout {
+                mention,
+                explore_url,
+                template: None,
+            },
             http: Poster::new(name),
         }
     }
 
     pub fn with_http(mut self, http: Poster) -> WeCom {
         self.http = http;
+        self
+    }
+
+    /// A `template` whose output replaces everything under the heading but the mentions.
+    pub fn with_template(mut self, template: Option<Template>) -> WeCom {
+        self.layout.template = template;
         self
     }
 }
@@ -76,41 +86,53 @@ fn code_lines(out: &mut String, lines: &[String], budget: usize) {
     }
 }
 
-/// The request body; its content is at most [`CONTENT_BYTES`].
-pub fn payload(esc: &Escalation, mention: &[String], explore_url: Option<&str>) -> Value {
-    let mut head = format!(
-        "### {} <font color=\"{}\">{}</font> · {} · {}\n**{}**\n",
+/// The request body; its content is at most [`CONTENT_BYTES`]: the heading with the level's
+/// colour, then a template's body (cut to fit) or the built-in one, then the mentions.
+pub fn payload(esc: &Escalation, parts: &Parts) -> Value {
+    let mut content = format!(
+        "### {} <font color=\"{}\">{}</font> · {} · {}\n",
         render::level_marker(esc.level),
         colour(esc),
         render::level_word(esc.level),
         render::neutral_md(&render::service(esc)),
         render::kind_phrase(esc),
-        render::neutral_md(&render::message(esc)),
     );
-    for (name, value) in render::facts(esc) {
-        head.push_str(&format!("> {name}: {}\n", render::neutral_md(&value)));
+    let mentions: String = parts.mention.iter().map(|id| format!("<@{id}>")).collect();
+    match &parts.body {
+        Some(body) => {
+            let room = CONTENT_BYTES.saturating_sub(content.len() + mentions.len() + 2);
+            content.push_str(&render::fit_text(body, room, str::len));
+            content.push('\n');
+        }
+        None => built_in_body(&mut content, esc, parts.link.as_deref(), mentions.len()),
     }
-    let mut tail = String::new();
-    if let Some(link) = render::explore_link(explore_url, esc) {
-        tail.push_str(&format!("[Open in Grafana]({link})\n"));
-    }
-    for id in mention {
-        tail.push_str(&format!("<@{id}>"));
-    }
-    let context = render::context_lines(esc);
-    let room = CONTENT_BYTES.saturating_sub(head.len() + tail.len() + 40);
-    let ctx_room = if context.is_empty() { 0 } else { room / 4 };
-    let mut content = head;
-    content.push_str("Sample:\n");
-    code_lines(&mut content, &render::sample_lines(esc), room - ctx_room);
-    if !context.is_empty() {
-        content.push_str("Context:\n");
-        code_lines(&mut content, &context, ctx_room);
-    }
-    content.push_str(&tail);
-    // The head alone can exceed the limit only with huge facts; never send over it.
+    content.push_str(&mentions);
+    // The heading alone can exceed the limit only with huge facts; never send over it.
     let content = crate::escalation::cut_at(&content, CONTENT_BYTES).to_string();
     json!({"msgtype": "markdown", "markdown": {"content": content}})
+}
+
+/// The message in bold, the facts as quotes, the sample and context as code spans, the link;
+/// within what is left of [`CONTENT_BYTES`] once `reserved` more bytes follow.
+fn built_in_body(content: &mut String, esc: &Escalation, link: Option<&str>, reserved: usize) {
+    content.push_str(&format!(
+        "**{}**\n",
+        render::neutral_md(&render::message(esc))
+    ));
+    for (name, value) in render::facts(esc) {
+        content.push_str(&format!("> {name}: {}\n", render::neutral_md(&value)));
+    }
+    let tail = link.map_or_else(String::new, |l| format!("[Open in Grafana]({l})\n"));
+    let context = render::context_lines(esc);
+    let room = CONTENT_BYTES.saturating_sub(content.len() + tail.len() + reserved + 40);
+    let ctx_room = if context.is_empty() { 0 } else { room / 4 };
+    content.push_str("Sample:\n");
+    code_lines(content, &render::sample_lines(esc), room - ctx_room);
+    if !context.is_empty() {
+        content.push_str("Context:\n");
+        code_lines(content, &context, ctx_room);
+    }
+    content.push_str(&tail);
 }
 
 /// The outcome of a WeCom answer body (HTTP 200).
@@ -129,7 +151,7 @@ pub fn judge(receiver: &str, body: &str) -> Outcome {
 
 impl Sender for WeCom {
     fn send(&mut self, esc: &Escalation, _key: &str) -> Outcome {
-        let body = payload(esc, &self.mention, self.explore_url.as_deref());
+        let body = payload(esc, &self.layout.parts(self.http.receiver(), esc));
         let body = serde_json::to_vec(&body).unwrap_or_default();
         self.http.post_coded(self.url.expose(), body, judge)
     }
@@ -145,7 +167,7 @@ mod tests {
         let line = "［界］".repeat(2000);
         let mut e = escalation(&format!("ERROR {line}\n{line}"));
         e.sample.line = format!("{line}\n{line}\n{line}");
-        let v = payload(&e, &[], None);
+        let v = payload(&e, &Parts::default());
         let content = v["markdown"]["content"].as_str().unwrap();
         assert!(content.len() <= CONTENT_BYTES, "{}", content.len());
         assert!(content.contains(CUT), "{content}");

@@ -212,20 +212,37 @@ impl Delivery {
     /// Puts `esc` into the outbox (on disk, fsync'd) and queues it for its receiver's worker.
     /// Never waits for a receiver.
     pub fn submit(&self, esc: &Escalation) {
-        let Some(queue) = self.queues.get(&*esc.receiver) else {
-            tracing::error!(receiver = %esc.receiver, route = %esc.route, "no such receiver; the escalation is dropped");
-            self.common.metrics.receiver_error(&esc.receiver, "unknown");
-            return;
-        };
-        let (item, written) = self.common.outbox.put(esc, Timestamp::now());
-        let memory = match written {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!(receiver = %esc.receiver, error = %e, "cannot write the escalation to the outbox; it is kept in memory only (lost if the agent stops before it is delivered)");
-                Some(Box::new(esc.clone()))
-            }
-        };
-        self.enqueue(queue, &item.receiver, item.seq, item.key, memory);
+        self.submit_all(std::slice::from_ref(esc));
+    }
+
+    /// [`Delivery::submit`] for a burst, written to the outbox as one group commit.
+    pub fn submit_all(&self, escs: &[Escalation]) {
+        let known: Vec<Escalation> = escs
+            .iter()
+            .filter(|esc| {
+                let known = self.queues.contains_key(&*esc.receiver);
+                if !known {
+                    tracing::error!(receiver = %esc.receiver, route = %esc.route, "no such receiver; the escalation is dropped");
+                    self.common.metrics.receiver_error(&esc.receiver, "unknown");
+                }
+                known
+            })
+            .cloned()
+            .collect();
+        let written = self.common.outbox.put_all(&known, Timestamp::now());
+        for (esc, (item, written)) in known.into_iter().zip(written) {
+            let Some(queue) = self.queues.get(&item.receiver) else {
+                continue;
+            };
+            let memory = match written {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(receiver = %esc.receiver, error = %e, "cannot write the escalation to the outbox; it is kept in memory only (lost if the agent stops before it is delivered)");
+                    Some(Box::new(esc))
+                }
+            };
+            self.enqueue(queue, &item.receiver, item.seq, item.key, memory);
+        }
     }
 
     fn enqueue(
@@ -385,7 +402,7 @@ impl Worker {
                         self.common.metrics.receiver_error(&name, "expired");
                         return Done::Finished;
                     }
-                    tracing::warn!(receiver = %name, route = %esc.route, reason, retry_in = ?wait, attempt = retry + 1, "delivery failed; will retry");
+                    tracing::warn!(receiver = %name, route = %esc.route, key, reason, retry_in = ?wait, attempt = retry + 1, "delivery failed; will retry");
                     self.common.metrics.retry(&name);
                     (reason, wait)
                 }

@@ -2,15 +2,16 @@
 //! Feishu, DingTalk, WeCom and a signed generic webhook (shared/WIRE.md). Each checks the
 //! path or key, the content type, the exact body schema and the signature, and answers a
 //! problem with the provider's own error shape; it records every request. A test scripts the
-//! next answers (429 with Retry-After, 5xx, the provider's rate-limit code, a slow answer).
-//! Also: the hostile corpus and escalations built around its lines.
+//! next answers (429 with Retry-After, 5xx, the provider's rate-limit code, its permanent
+//! error, a slow answer, no answer at all). Also: the hostile corpus and escalations built
+//! around its lines. [`ChatServer::start_tls`] serves HTTPS with a given certificate.
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -32,6 +33,41 @@ pub enum Provider {
     Webhook { secret: Option<String> },
 }
 
+impl Provider {
+    /// The receiver `type` that talks to it.
+    pub fn receiver_type(&self) -> &'static str {
+        match self {
+            Provider::Slack => "slack",
+            Provider::Feishu { .. } => "feishu",
+            Provider::DingTalk { .. } => "dingtalk",
+            Provider::WeCom => "wecom",
+            Provider::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// The signing secret the server verifies, if any.
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Provider::Feishu { secret }
+            | Provider::DingTalk { secret }
+            | Provider::Webhook { secret } => secret.as_deref(),
+            Provider::Slack | Provider::WeCom => None,
+        }
+    }
+}
+
+/// The message of the provider's answer to [`Script::Permanent`]: an error it documents as
+/// final (a bad payload, a missing keyword, a removed webhook).
+pub fn permanent_error(p: &Provider) -> &'static str {
+    match p {
+        Provider::Slack => "invalid_payload",
+        Provider::Feishu { .. } => "Key Words Not Found",
+        Provider::DingTalk { .. } => "keywords not in content",
+        Provider::WeCom => "invalid webhook url, hint: [1700000000_1] key not found",
+        Provider::Webhook { .. } => "unknown event type",
+    }
+}
+
 /// A scripted answer, used instead of the normal one for the next request.
 #[derive(Clone, Debug)]
 pub enum Script {
@@ -45,6 +81,11 @@ pub enum Script {
     RateLimited,
     /// Wait this long, then answer normally.
     Slow(Duration),
+    /// The provider's own answer to a request it will never take ([`permanent_error`]).
+    Permanent,
+    /// Never answer: the request is recorded as it arrives, and the connection stays open
+    /// until the client gives up.
+    Hang,
 }
 
 /// One request as received.
@@ -57,6 +98,8 @@ pub struct Received {
     pub body: Value,
     /// `None` when the server accepted it; else the problem it answered with.
     pub refused: Option<String>,
+    /// When it arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -76,12 +119,27 @@ struct State {
 
 pub struct ChatServer {
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT`.
+    base: String,
     state: Arc<State>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl ChatServer {
     pub fn start(provider: Provider) -> ChatServer {
+        ChatServer::serve(provider, None)
+    }
+
+    /// Serves HTTPS as `localhost` with the PEM certificate chain `cert` and its key `key`.
+    pub fn start_tls(
+        provider: Provider,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> ChatServer {
+        ChatServer::serve(provider, Some((cert, key)))
+    }
+
+    fn serve(provider: Provider, tls: Option<(&std::path::Path, &std::path::Path)>) -> ChatServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -103,11 +161,24 @@ impl ChatServer {
                 async move { handle(s, method, uri, headers, body).await }
             },
         );
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let base = match tls {
+            None => {
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                format!("http://{addr}")
+            }
+            Some((cert, key)) => {
+                let listener = crate::common::tls::TlsListener::new(listener, cert, key);
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                format!("https://localhost:{}", addr.port())
+            }
+        };
         ChatServer {
             addr,
+            base,
             state,
             _runtime: runtime,
         }
@@ -115,7 +186,7 @@ impl ChatServer {
 
     /// The webhook URL a receiver is configured with.
     pub fn url(&self) -> String {
-        let base = format!("http://{}", self.addr);
+        let base = &self.base;
         match self.state.provider {
             Provider::Slack => format!("{base}/services/T000/B000/{TOKEN}"),
             Provider::Feishu { .. } => format!("{base}/open-apis/bot/v2/hook/{TOKEN}"),
@@ -123,6 +194,10 @@ impl ChatServer {
             Provider::WeCom => format!("{base}/cgi-bin/webhook/send?key={TOKEN}"),
             Provider::Webhook { .. } => format!("{base}/hooks/logward/{TOKEN}"),
         }
+    }
+
+    pub fn provider(&self) -> &Provider {
+        &self.state.provider
     }
 
     /// Answers the next request with `s` (after those already scripted).
@@ -179,6 +254,7 @@ async fn handle(
     if let Some(Script::Slow(d)) = &script {
         tokio::time::sleep(*d).await;
     }
+    let at = Instant::now();
     let mut rec = Received {
         path: uri.path().to_string(),
         query: uri.query().unwrap_or("").to_string(),
@@ -189,7 +265,13 @@ async fn handle(
         raw: body.to_vec(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         refused: None,
+        at,
     };
+    if let Some(Script::Hang) = script {
+        rec.refused = Some("no answer: hung".into());
+        s.received.lock().unwrap().push(rec);
+        return std::future::pending().await;
+    }
     let verdict = if method != Method::POST {
         Err("not a POST".to_string())
     } else {
@@ -215,6 +297,10 @@ async fn handle(
         (Ok(()), Some(Script::RateLimited)) => {
             rec.refused = Some("scripted rate limit".into());
             rate_limited(&s.provider)
+        }
+        (Ok(()), Some(Script::Permanent)) => {
+            rec.refused = Some("scripted permanent error".into());
+            permanent(&s.provider)
         }
         (Ok(()), _) => ok(&s.provider),
     };
@@ -264,6 +350,21 @@ fn rate_limited(p: &Provider) -> Response {
             200,
             json!({"errcode":45009,"errmsg":"api freq out of limit"}),
         ),
+    }
+}
+
+/// The provider's answer to [`Script::Permanent`], in its own shape.
+fn permanent(p: &Provider) -> Response {
+    let msg = permanent_error(p);
+    match p {
+        Provider::Slack | Provider::Webhook { .. } => {
+            (StatusCode::BAD_REQUEST, msg).into_response()
+        }
+        Provider::Feishu { .. } => {
+            json_response(200, json!({"code": 19024, "msg": msg, "data": {}}))
+        }
+        Provider::DingTalk { .. } => json_response(200, json!({"errcode": 310000, "errmsg": msg})),
+        Provider::WeCom => json_response(200, json!({"errcode": 93000, "errmsg": msg})),
     }
 }
 

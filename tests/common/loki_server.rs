@@ -9,12 +9,14 @@
 //! drops exact duplicates (same stream, timestamp and line) as Loki does, and answers 204.
 //! A test scripts other answers: a status (with Retry-After) for the next requests or all
 //! of them, a hang, a Loki 2.x that refuses structured metadata, a tenant requirement; and
-//! it can be stopped and started again on the same port (connections refused meanwhile).
+//! it can be stopped and started again on the same port (connections refused meanwhile). It
+//! speaks HTTPS with a certificate of `tls::TestCa` when started with [`LokiServer::start_tls`].
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -144,14 +146,26 @@ pub struct LokiServer {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The certificate chain and key it serves HTTPS with, if it does.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl LokiServer {
     pub fn start() -> LokiServer {
+        LokiServer::serve(None)
+    }
+
+    /// Serves HTTPS as `localhost` with the PEM certificate chain `cert` and its key `key`.
+    pub fn start_tls(cert: &Path, key: &Path) -> LokiServer {
+        LokiServer::serve(Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn serve(tls: Option<(PathBuf, PathBuf)>) -> LokiServer {
         let mut s = LokiServer {
             addr: "127.0.0.1:0".parse().unwrap(),
             state: Arc::default(),
             runtime: None,
+            tls,
         };
         s.listen();
         s
@@ -172,9 +186,17 @@ impl LokiServer {
             let state = state.clone();
             async move { handle(state, uri, headers, body).await }
         });
-        runtime.spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        match &self.tls {
+            None => runtime.spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+            Some((cert, key)) => {
+                let listener = crate::common::tls::TlsListener::new(listener, cert, key);
+                runtime.spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                })
+            }
+        };
         self.runtime = Some(runtime);
     }
 
@@ -193,7 +215,10 @@ impl LokiServer {
 
     /// The `url` of `[loki]`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            None => format!("http://{}", self.addr),
+            Some(_) => format!("https://localhost:{}", self.addr.port()),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

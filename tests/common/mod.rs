@@ -3,9 +3,13 @@
 //! started on it (or run to completion); waiting for a condition with a
 //! deadline; the agent's HTTP endpoint (free port, plain HTTP/1.1 GET,
 //! Prometheus samples); counting big outputs; tailing one file once.
-//! A failure prints the agent's stderr.
+//! A failure prints the agent's stderr. `delivery`: `logward run` with
+//! receivers, for the delivery tests; `tls`: a private CA for TLS peers.
 
 #![allow(dead_code)]
+
+pub mod delivery;
+pub mod tls;
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -134,6 +138,15 @@ path = "{out}"
         self.spawn(config, &[], Stdio::from(file))
     }
 
+    /// Starts the agent with `env` set and its stdout kept, for [`Agent::stdout`].
+    pub fn start_capturing(&self, config: &Path, env: &[(&str, &str)]) -> Agent {
+        let path = self.path(&format!("agent-{}.stdout", now_nanos()));
+        let file = fs::File::create(&path).expect("stdout file");
+        let mut agent = self.spawn(config, env, Stdio::from(file));
+        agent.stdout_path = Some(path);
+        agent
+    }
+
     fn spawn(&self, config: &Path, env: &[(&str, &str)], stdout: Stdio) -> Agent {
         let stderr_path = self.path(&format!("agent-{}.stderr", now_nanos()));
         let stderr = fs::File::create(&stderr_path).expect("stderr file");
@@ -150,6 +163,7 @@ path = "{out}"
         Agent {
             child: Some(child),
             stderr_path,
+            stdout_path: None,
         }
     }
 
@@ -160,6 +174,19 @@ path = "{out}"
             .open(self.logs().join(rel))
             .expect("open log");
         f.write_all(text.as_bytes()).expect("append");
+    }
+
+    /// The escalations waiting in the agent's outbox (`state/outbox/*.json`).
+    pub fn outbox_items(&self) -> Vec<PathBuf> {
+        let Ok(dir) = fs::read_dir(self.path("state/outbox")) else {
+            return Vec::new();
+        };
+        let mut items: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        items.sort();
+        items
     }
 
     /// Every event in the output so far.
@@ -251,6 +278,7 @@ fn now_nanos() -> u128 {
 pub struct Agent {
     child: Option<Child>,
     stderr_path: PathBuf,
+    stdout_path: Option<PathBuf>,
 }
 
 impl Agent {
@@ -262,8 +290,23 @@ impl Agent {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// What the agent printed on stdout, when started with [`Env::start_capturing`].
+    pub fn stdout(&self) -> String {
+        self.stdout_path
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
     /// Sends SIGTERM and waits for the exit.
-    pub fn stop(mut self) -> (ExitStatus, String) {
+    pub fn stop(self) -> (ExitStatus, String) {
+        let (status, _, stderr) = self.stop_capturing();
+        (status, stderr)
+    }
+
+    /// Sends SIGTERM and waits for the exit: the status, stdout (see [`Env::start_capturing`])
+    /// and stderr.
+    pub fn stop_capturing(mut self) -> (ExitStatus, String, String) {
         let mut child = self.child.take().expect("running");
         signal(child.id(), libc::SIGTERM);
         let status = wait_timeout(&mut child, PATIENCE).unwrap_or_else(|| {
@@ -273,7 +316,7 @@ impl Agent {
                 self.stderr()
             )
         });
-        (status, self.stderr())
+        (status, self.stdout(), self.stderr())
     }
 
     /// `kill -9`: no chance to flush or save anything.

@@ -5,17 +5,12 @@
 //! connection errors). Must not: wait, retry or count (the push worker does), or put the URL
 //! or a credential in a message: the URL may carry a token.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use prost::bytes::Bytes;
-use reqwest::blocking::Client;
 
 use crate::config::{HttpAuth, Loki};
-use crate::notify::post::{error_chain, retry_after, short};
-
-/// How long connecting may take, at most (less when `timeout` is shorter).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::notify::post::{LazyClient, chain, retry_after, short};
 
 /// What an attempt came to.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,40 +32,32 @@ pub enum Answer {
     TooLarge,
 }
 
-/// The HTTP side of the Loki output: one client, built on first use on a push worker (never
-/// inside the async runtime), shared by all of them.
+/// The HTTP side of the Loki output. Each push worker has its own [`LazyClient`] (built on
+/// the worker's thread, never inside the async runtime; its connection kept alive between
+/// pushes), which trusts the system's roots and those of `ca_file`.
 pub struct Pusher {
     config: Loki,
-    client: OnceLock<Result<Client, String>>,
 }
 
 impl Pusher {
     pub fn new(config: Loki) -> Pusher {
-        Pusher {
-            config,
-            client: OnceLock::new(),
-        }
+        Pusher { config }
     }
 
-    fn client(&self) -> Result<&Client, String> {
-        let built = self.client.get_or_init(|| {
-            let mut b = Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT.min(self.config.timeout))
-                .timeout(self.config.timeout);
-            if let Some(pem) = &self.config.ca_pem {
-                let ca = reqwest::Certificate::from_pem(pem)
-                    .map_err(|e| format!("ca_file: {}", error_chain(e)))?;
-                b = b.add_root_certificate(ca);
-            }
-            b.build()
-                .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(e)))
-        });
-        built.as_ref().map_err(Clone::clone)
+    /// A client for one push worker.
+    pub fn client(&self) -> LazyClient {
+        LazyClient::new(self.config.ca_file.as_ref())
     }
 
     /// POSTs `body` (`content_type`) to the push endpoint, giving up after `timeout`.
-    pub fn attempt(&self, body: Bytes, content_type: &str, timeout: Duration) -> Answer {
-        let client = match self.client() {
+    pub fn attempt(
+        &self,
+        client: &mut LazyClient,
+        body: Bytes,
+        content_type: &str,
+        timeout: Duration,
+    ) -> Answer {
+        let client = match client.get() {
             Ok(c) => c,
             Err(why) => {
                 return Answer::Retry { after: None, why };
@@ -99,7 +86,7 @@ impl Pusher {
             Err(e) => {
                 return Answer::Retry {
                     after: None,
-                    why: format!("push failed: {}", error_chain(e)),
+                    why: format!("push failed: {}", chain(e)),
                 };
             }
         };

@@ -29,6 +29,7 @@ use super::{Output, Receipt};
 use crate::config::{Loki, LokiEncoding};
 use crate::event::{Event, Timestamp};
 use crate::metrics::LokiMetrics;
+use crate::notify::post::LazyClient;
 use crate::notify::worker::{Jitter, RetryPolicy};
 use crate::route::value_of;
 use client::{Answer, Pusher};
@@ -311,19 +312,29 @@ impl Handoff {
 }
 
 /// A push worker: takes pushes and delivers them, one at a time, until the output finishes.
-fn work(shared: &Shared, rx: &Mutex<Receiver<Push>>, mut jitter: Jitter) {
+fn work(shared: &Shared, rx: &Mutex<Receiver<Push>>, jitter: Jitter) {
+    let mut worker = Worker {
+        client: shared.pusher.client(),
+        jitter,
+    };
     loop {
         let next = lock(rx).recv();
         let Ok(push) = next else { return };
         shared.metrics.in_flight.inc();
-        shared.deliver(push, &mut jitter);
+        shared.deliver(push, &mut worker);
         shared.metrics.in_flight.dec();
     }
 }
 
+/// What a push worker keeps between pushes.
+struct Worker {
+    client: LazyClient,
+    jitter: Jitter,
+}
+
 impl Shared {
     /// Sends `push` until Loki takes it, it is dropped on purpose, or shutdown's deadline.
-    fn deliver(&self, push: Push, jitter: &mut Jitter) {
+    fn deliver(&self, push: Push, worker: &mut Worker) {
         let c = &self.config;
         let policy = RetryPolicy {
             base: c.min_backoff,
@@ -348,9 +359,9 @@ impl Shared {
             };
             self.metrics.bytes_sent.inc_by(body.len() as u64);
             let started = Instant::now();
-            let answer = self
-                .pusher
-                .attempt(Bytes::from(body), content_type, timeout);
+            let answer =
+                self.pusher
+                    .attempt(&mut worker.client, Bytes::from(body), content_type, timeout);
             self.metrics
                 .push_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -375,8 +386,8 @@ impl Shared {
                     return match push.split() {
                         Ok((a, b)) => {
                             self.metrics.unacked.hold(b.id(), b.oldest_read());
-                            self.deliver(a, jitter);
-                            self.deliver(b, jitter);
+                            self.deliver(a, worker);
+                            self.deliver(b, worker);
                         }
                         Err(push) => {
                             tracing::error!(
@@ -392,7 +403,7 @@ impl Shared {
                 tracing::error!(error = %why, entries = push.entries(), "push to Loki failed max_retries times; its entries are dropped");
                 return self.drop_push(push, "retries_exhausted");
             }
-            let wait = policy.backoff(retries, after, jitter.unit());
+            let wait = policy.backoff(retries, after, worker.jitter.unit());
             tracing::warn!(error = %why, retry_in = ?wait, entries = push.entries(), "push to Loki failed; retrying (reading pauses while every push worker waits)");
             self.metrics.retries.inc();
             if !self.pause(wait) {
