@@ -3,6 +3,7 @@
 //! ```text
 //! sources -> decode -> multiline -> extract -> correlate -> fingerprint -> window -> route -> notify
 //!                                       \-> ship (file, Loki)           positions <- acknowledgements
+//! sources, windows, notify -> status (snapshots) -> http (status page, /api/v1)
 //! ```
 //!
 //! Each stage is a module that owns one thing and says what it must not do;
