@@ -368,9 +368,7 @@ fn changes_without_the_right_token_are_refused() {
     assert_eq!(s.get("/api/v1/sources").status, 200);
     let rebound = s.request("GET", "/", &[("host", "rebind.evil.example:80")], "");
     assert_eq!(rebound.status, 421);
-    for secret in [TOKEN] {
-        assert!(!s.agent.stderr().contains(secret), "the token was logged");
-    }
+    assert!(!s.agent.stderr().contains(TOKEN), "the token was logged");
 
     // With no token configured, changes over HTTP are off altogether.
     let open = start(FIXTURE, "", "");
