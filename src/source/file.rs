@@ -548,14 +548,18 @@ impl Tailer {
             return;
         }
         self.next_gauges = now + GAUGE_INTERVAL;
-        let mut rows = Vec::with_capacity(self.files.len());
-        let mut lag = 0;
+        // Every file's lag feeds the gauge; only the listed ones are formatted for the page.
+        let mut lags = Vec::with_capacity(self.files.len());
         for t in self.files.values_mut() {
             let position = self.ctx.positions.committed(t.key).unwrap_or(0);
             let behind = t.size.saturating_sub(position);
-            lag += behind;
             t.behind_since = (behind > 0).then(|| t.behind_since.unwrap_or(now));
-            rows.push(FileRow {
+            lags.push((behind, position, t.key));
+        }
+        let lag = lags.iter().map(|(behind, ..)| behind).sum();
+        let listed = |(behind, position, key): (u64, u64, FileKey)| {
+            let t = self.files.get(&key)?;
+            Some(FileRow {
                 path: t.path.display().to_string(),
                 position,
                 size: Some(t.size),
@@ -563,14 +567,20 @@ impl Tailer {
                 lag_seconds: Some(t.behind_since.map_or(0, |s| (now - s).as_secs())),
                 rotated: matches!(t.life, Life::Gone { .. }),
                 last_error: t.last_error.clone(),
+            })
+        };
+        if lags.len() > MAX_FILES_LISTED {
+            lags.select_nth_unstable_by_key(MAX_FILES_LISTED, |(behind, ..)| {
+                std::cmp::Reverse(*behind)
             });
+            lags.truncate(MAX_FILES_LISTED);
         }
+        let mut rows: Vec<FileRow> = lags.into_iter().filter_map(listed).collect();
         rows.sort_by(|a, b| {
             b.lag_bytes
                 .cmp(&a.lag_bytes)
                 .then_with(|| a.path.cmp(&b.path))
         });
-        rows.truncate(MAX_FILES_LISTED);
         self.ctx.status.publish(FilesView {
             tracked: self.files.len(),
             lag_bytes: lag,
