@@ -171,7 +171,7 @@ fn fingerprints(out: &mut String, e: &Endpoint, filter: &Filter, now: Timestamp)
     out.push_str("<div class=\"scroll\"><table><thead><tr>");
     for (label, key, num, class) in [
         ("Count", "count", true, ""),
-        ("Last hour", "", false, ""),
+        ("Last hour", "", false, "wide"),
         ("Template", "template", false, ""),
         ("Level", "rank", true, ""),
         ("Service", "service", false, ""),
@@ -239,7 +239,11 @@ fn fingerprint_row(out: &mut String, r: &FingerprintRow, now: Timestamp) {
         escape(out, value);
         out.push('"');
     }
-    let _ = write!(out, "><td class=\"num\">{}</td><td>", r.count);
+    let _ = write!(
+        out,
+        "><td class=\"num\">{}</td><td class=\"wide\">",
+        r.count
+    );
     sparkline(out, &r.per_minute);
     out.push_str("</td><td class=\"tpl\">");
     escape(out, text);
