@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::event::Timestamp;
+use crate::human::{remaining, seconds};
 use crate::multiline::Mode;
 use crate::pattern::{BUNDLED, PatternSet};
 use crate::reload::SharedPatterns;
@@ -707,24 +708,4 @@ fn silence_table(shown: &[&Silence], now: Timestamp) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
-}
-
-/// A time to the second, UTC: `2025-06-01T18:00:00Z`.
-fn seconds(t: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// `to - from` for people: `42s`, `5m 3s`, `1h 59m`, `3d 4h`.
-fn remaining(to: Timestamp, from: Timestamp) -> String {
-    let s =
-        u64::try_from(to.as_nanos().saturating_sub(from.as_nanos()) / 1_000_000_000).unwrap_or(0);
-    let (d, h, m) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{m}m {}s", s % 60),
-        3600..86400 => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
 }

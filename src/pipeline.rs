@@ -28,6 +28,7 @@ use crate::ship::file::{FileOutput, FileOutputError};
 use crate::source::file::{Tailer, Wake};
 use crate::source::{Batch, SourceCtx, StreamConfig, stdin};
 use crate::state::{Positions, StateError, TemplateState};
+use crate::status::Board;
 
 /// Batches in flight between sources and delivery: with batches of at most
 /// 1024 events or 512 KiB, this bounds the pipeline's memory.
@@ -72,6 +73,7 @@ pub async fn run(
         ready: AtomicBool::new(false),
         metrics: metrics.clone(),
     });
+    let board = Board::new();
     let positions = Positions::open(&config.state_dir)?;
     let output = config
         .output_file
@@ -88,11 +90,11 @@ pub async fn run(
                     addr: h.listen,
                     source,
                 })?;
-            tracing::info!(listen = %h.listen, "serving /health, /ready and /metrics");
+            tracing::info!(listen = %h.listen, "serving the status page, /api/v1, /health, /ready and /metrics");
             let mut stopped = http_stopped.clone();
             Some(tokio::spawn(http::serve(
                 listener,
-                health.clone(),
+                http::Endpoint::new(health.clone(), board.clone(), &config, h),
                 async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 },
@@ -139,10 +141,12 @@ pub async fn run(
         true => (None, None),
         false => {
             let (delivery, windows) = start_delivery(&config, metrics.notify())?;
+            board.set_escalations(delivery.recent());
             let running = crate::escalate::Running::start(
                 config.routes.clone(),
                 &config.state_dir,
                 metrics.notify(),
+                board.clone(),
                 {
                     let delivery = delivery.clone();
                     move |burst: &[Escalation]| delivery.submit_all(burst)
@@ -164,6 +168,11 @@ pub async fn run(
             tx: tx.downgrade(),
             positions: positions.clone(),
             metrics: metrics.source(&source.name),
+            status: board.add_source(
+                source.name.clone(),
+                source.kind.type_name(),
+                metrics.source(&source.name),
+            ),
             stop: stop.clone(),
             patterns: patterns.clone(),
             routes: config.routes.clone(),

@@ -53,7 +53,33 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,
-    pub token: Option<Secret>,
+    pub access: Access,
+}
+
+/// Who may use the status page and `/api/v1`, decided by where `[http] listen` is.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A loopback address: reading needs nothing; changing (silences) needs the token, and
+    /// is refused when there is none.
+    Loopback { token: Option<Secret> },
+    /// Any other address: reading and changing both need the token (`/health`, `/ready` and
+    /// `/metrics` stay open). `check` refuses such a listen address without a token.
+    Network { token: Secret },
+}
+
+impl Access {
+    /// `[http] token`, if any.
+    pub fn token(&self) -> Option<&Secret> {
+        match self {
+            Access::Loopback { token } => token.as_ref(),
+            Access::Network { token } => Some(token),
+        }
+    }
+
+    /// Whether reading the status page and the API needs the token too.
+    pub fn reads_need_token(&self) -> bool {
+        matches!(self, Access::Network { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +121,16 @@ impl Source {
 pub enum SourceKind {
     File(FileSource),
     Stdin,
+}
+
+impl SourceKind {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Stdin => "stdin",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -351,6 +387,17 @@ pub enum SmtpTls {
 }
 
 impl ReceiverKind {
+    /// `explore_url`, for the receiver types that have it.
+    pub fn explore_url(&self) -> Option<&str> {
+        match self {
+            ReceiverKind::Slack { explore_url, .. }
+            | ReceiverKind::Feishu { explore_url, .. }
+            | ReceiverKind::DingTalk { explore_url, .. }
+            | ReceiverKind::WeCom { explore_url, .. } => explore_url.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The `type` as written in the config.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -416,6 +463,8 @@ pub mod defaults {
     pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
     /// The least `resolve_after` of an `alertmanager` receiver.
     pub const RESOLVE_AFTER: Duration = Duration::from_secs(15 * 60);
+    /// `[http] listen` when the table does not say: loopback only.
+    pub const HTTP_LISTEN: &str = "127.0.0.1:9898";
 }
 
 /// The top level, less `[[source]]`: each source is deserialized on its own,
@@ -442,7 +491,7 @@ struct ConfigToml {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpToml {
-    listen: Spanned<String>,
+    listen: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
 }
@@ -1114,28 +1163,43 @@ impl Validator<'_> {
     }
 
     fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {
+        let table = h.span();
         let h = h.into_inner();
         // Both are checked whatever the other gives, so that one run reports both.
         let token = self
             .ctx
             .secret("token", h.token.as_ref(), h.token_file.as_ref());
         let token = self.ok(token);
-        let listen = self.string(&h.listen).and_then(|listen| {
-            listen
-                .parse::<SocketAddr>()
-                .map_err(|_| {
-                    self.errors.push(self.ctx.diag(
-                        h.listen.span(),
-                        format!("`{listen}` is not a listen address"),
-                        "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
-                    ));
-                })
-                .ok()
-        });
-        Some(Http {
-            listen: listen?,
-            token: token?,
-        })
+        let listen = match &h.listen {
+            None => defaults::HTTP_LISTEN.parse::<SocketAddr>().ok(),
+            Some(l) => self.string(l).and_then(|listen| {
+                listen
+                    .parse::<SocketAddr>()
+                    .map_err(|_| {
+                        self.errors.push(self.ctx.diag(
+                            l.span(),
+                            format!("`{listen}` is not a listen address"),
+                            "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
+                        ));
+                    })
+                    .ok()
+            }),
+        };
+        let (listen, token) = (listen?, token?);
+        let access = match (listen.ip().is_loopback(), token) {
+            (true, token) => Access::Loopback { token },
+            (false, Some(token)) => Access::Network { token },
+            (false, None) => {
+                let span = h.listen.as_ref().map_or(table, Spanned::span);
+                self.errors.push(self.ctx.diag(
+                    span,
+                    format!("`[http] listen = \"{listen}\"` is not a loopback address and there is no `token`: the status page and API would show log lines to the network"),
+                    "set token = \"${LOGWARD_HTTP_TOKEN}\" (or token_file), or listen on 127.0.0.1",
+                ));
+                return None;
+            }
+        };
+        Some(Http { listen, access })
     }
 
     fn source(&mut self, s: SourceToml, span: std::ops::Range<usize>) -> Option<Source> {
@@ -2480,6 +2544,22 @@ mod tests {
             .unwrap_err();
         let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![2, 3], "{err}");
+    }
+
+    #[test]
+    fn http_listens_on_loopback_unless_told_and_elsewhere_only_with_a_token() {
+        let c = parse("[http]\n").unwrap();
+        let h = c.http.unwrap();
+        assert_eq!(h.listen.to_string(), defaults::HTTP_LISTEN);
+        assert!(matches!(h.access, Access::Loopback { token: None }));
+        let err = parse("[http]\nlisten = \"0.0.0.0:9898\"\n").unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 2, "{err}");
+        assert!(err.0[0].problem.contains("not a loopback address"), "{err}");
+        let c = parse("[http]\nlisten = \"[::]:9898\"\ntoken = \"t0k3n\"\n").unwrap();
+        let access = c.http.unwrap().access;
+        assert!(access.reads_need_token());
+        assert_eq!(access.token().map(Secret::expose), Some("t0k3n"));
     }
 
     #[test]
