@@ -116,14 +116,16 @@ pub async fn run(
                 if let Err(e) = positions.persist() {
                     tracing::error!(error = %e, "cannot write positions");
                 }
-                health.ready.store(true, Ordering::Release);
+                set_ready(&health);
                 tracing::info!("ready: every source is open");
             }
         }
     };
     if config.sources.is_empty() {
-        health.ready.store(true, Ordering::Release);
+        set_ready(&health);
     }
+    let watchdog = crate::service::watchdog_interval()
+        .map(|every| tokio::spawn(crate::service::watchdog(every, http_stopped.clone())));
     let templates = Arc::new(TemplateState::open(
         &config.state_dir,
         MinerConfig::default(),
@@ -138,6 +140,9 @@ pub async fn run(
     let (escalation, delivery_threads) = match config.routes.is_empty() {
         true => (None, None),
         false => {
+            metrics
+                .notify()
+                .init(&config.routes, config.receivers.keys().map(String::as_str));
             let (delivery, windows) = start_delivery(&config, metrics.notify())?;
             let running = crate::escalate::Running::start(
                 config.routes.clone(),
@@ -221,6 +226,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => {
+                crate::service::stopping();
                 tracing::info!("stopping: draining what was read");
                 break;
             }
@@ -228,6 +234,7 @@ pub async fn run(
             d = done_rx.recv(), if running > 0 => {
                 running = running.saturating_sub(1);
                 if d.is_none() || running == 0 {
+                    crate::service::stopping();
                     tracing::info!("every source has ended; draining");
                     break;
                 }
@@ -264,10 +271,19 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = reloader.await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     match drained {
         Ok(_) => Ok(()),
         Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
     }
+}
+
+/// `/ready` turns true, and the service manager hears it (`READY=1`).
+fn set_ready(health: &Health) {
+    health.ready.store(true, Ordering::Release);
+    crate::service::ready();
 }
 
 /// Opens the receivers and the outbox and starts one delivery thread per receiver, with

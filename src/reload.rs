@@ -55,6 +55,7 @@ pub async fn run(
                 tracing::info!("config or pattern file changed: reloading patterns");
             }
         }
+        crate::service::reloading();
         let path = running.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             Config::load(&path).and_then(|c| load_patterns(&c).map(|p| (c, p)))
@@ -87,6 +88,7 @@ pub async fn run(
                 metrics.reload(false);
             }
         }
+        crate::service::reloaded();
     }
 }
 
