@@ -371,11 +371,17 @@ struct ConfigToml {
     http: Option<Spanned<HttpToml>>,
     /// Never present after `split_tables`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
-    #[schemars(with = "Option<Vec<SourceToml>>")]
+    #[schemars(
+        with = "Option<Vec<SourceToml>>",
+        description = "[[source]]: where lines come from (a file glob or stdin)"
+    )]
     _source: Option<toml::Value>,
     /// Never present after `split_tables`, as `source`.
     #[serde(default, rename = "route")]
-    #[schemars(with = "Option<Vec<RouteToml>>")]
+    #[schemars(
+        with = "Option<Vec<RouteToml>>",
+        description = "[[route]]: which events are escalated, grouped how, to which receivers"
+    )]
     _route: Option<toml::Value>,
     output: Option<OutputToml>,
     #[serde(default)]

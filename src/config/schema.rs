@@ -71,11 +71,15 @@ fn describe(schema: &mut Schema, title: &str, description: &str) {
     schema.insert("description".into(), description.into());
 }
 
-/// Takes `null` out of what an `Option` allows: a key is absent or has a value.
+/// Takes `null` out of what an `Option` allows, and out of defaults: a key is absent or has a
+/// value.
 fn no_null(schema: &mut Schema) {
     let Some(obj) = schema.as_object_mut() else {
         return;
     };
+    if obj.get("default").is_some_and(Value::is_null) {
+        obj.remove("default");
+    }
     if let Some(Value::Array(types)) = obj.get_mut("type") {
         types.retain(|t| t != "null");
         if types.len() == 1 {
