@@ -101,6 +101,7 @@ pub async fn run(
         None => None,
     };
 
+    let hup = crate::reload::hangup();
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
@@ -219,6 +220,7 @@ pub async fn run(
         patterns,
         metrics.clone(),
         http_stopped.clone(),
+        hup,
     ));
 
     let mut running = config.sources.len();
