@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod replay;
 pub mod route;
+pub mod service;
 pub mod ship;
 pub mod silence;
 pub mod source;

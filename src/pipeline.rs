@@ -103,6 +103,7 @@ pub async fn run(
         None => None,
     };
 
+    let hup = crate::reload::hangup();
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
@@ -118,14 +119,16 @@ pub async fn run(
                 if let Err(e) = positions.persist() {
                     tracing::error!(error = %e, "cannot write positions");
                 }
-                health.ready.store(true, Ordering::Release);
+                set_ready(&health);
                 tracing::info!("ready: every source is open");
             }
         }
     };
     if config.sources.is_empty() {
-        health.ready.store(true, Ordering::Release);
+        set_ready(&health);
     }
+    let watchdog = crate::service::watchdog_interval()
+        .map(|every| tokio::spawn(crate::service::watchdog(every, http_stopped.clone())));
     let templates = Arc::new(TemplateState::open(
         &config.state_dir,
         MinerConfig::default(),
@@ -140,6 +143,9 @@ pub async fn run(
     let (escalation, delivery_threads) = match config.routes.is_empty() {
         true => (None, None),
         false => {
+            metrics
+                .notify()
+                .init(&config.routes, config.receivers.keys().map(String::as_str));
             let (delivery, windows) = start_delivery(&config, metrics.notify())?;
             board.set_escalations(delivery.recent());
             let running = crate::escalate::Running::start(
@@ -223,6 +229,7 @@ pub async fn run(
         patterns,
         metrics.clone(),
         http_stopped.clone(),
+        hup,
     ));
 
     let mut running = config.sources.len();
@@ -230,6 +237,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => {
+                crate::service::stopping();
                 tracing::info!("stopping: draining what was read");
                 break;
             }
@@ -237,6 +245,7 @@ pub async fn run(
             d = done_rx.recv(), if running > 0 => {
                 running = running.saturating_sub(1);
                 if d.is_none() || running == 0 {
+                    crate::service::stopping();
                     tracing::info!("every source has ended; draining");
                     break;
                 }
@@ -273,10 +282,19 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = reloader.await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     match drained {
         Ok(_) => Ok(()),
         Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
     }
+}
+
+/// `/ready` turns true, and the service manager hears it (`READY=1`).
+fn set_ready(health: &Health) {
+    health.ready.store(true, Ordering::Release);
+    crate::service::ready();
 }
 
 /// Opens the receivers and the outbox and starts one delivery thread per receiver, with

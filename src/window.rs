@@ -65,7 +65,7 @@ impl Reason {
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::First, Kind::Repeat, Kind::Summary];
+const KINDS: [Kind; 3] = Kind::ALL;
 
 fn kind_index(k: Kind) -> usize {
     match k {

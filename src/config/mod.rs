@@ -6,6 +6,7 @@
 //! hot path never re-parses or unwraps config input.
 
 mod diag;
+pub mod schema;
 pub mod units;
 
 pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret, nearest};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
@@ -469,53 +471,84 @@ pub mod defaults {
 
 /// The top level, less `[[source]]`: each source is deserialized on its own,
 /// so that a mistake in one does not hide the others'.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigToml {
+    #[schemars(with = "Option<String>")]
     state_dir: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     patterns: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>")]
     checkpoint_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     shutdown_timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<HttpToml>")]
     http: Option<Spanned<HttpToml>>,
     /// Never present after `split_tables`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
+    #[schemars(
+        with = "Option<Vec<SourceToml>>",
+        description = "[[source]]: where lines come from (a file glob or stdin)"
+    )]
     _source: Option<toml::Value>,
     /// Never present after `split_tables`, as `source`.
     #[serde(default, rename = "route")]
+    #[schemars(
+        with = "Option<Vec<RouteToml>>",
+        description = "[[route]]: which events are escalated, grouped how, to which receivers"
+    )]
     _route: Option<toml::Value>,
     output: Option<OutputToml>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ReceiverToml>")]
     receiver: BTreeMap<String, Spanned<ReceiverToml>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HttpToml {
+    #[schemars(with = "Option<String>")]
     listen: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token_file: Option<Spanned<String>>,
 }
 
 /// One table for every source type, so that errors keep their spans; which
 /// keys a type accepts is checked in validation.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SourceToml {
+    #[schemars(with = "String")]
     name: Spanned<String>,
     #[serde(rename = "type")]
+    #[schemars(with = "String", extend("enum" = ["file", "stdin"]))]
     kind: Spanned<String>,
+    #[schemars(with = "Option<Vec<String>>")]
     paths: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     exclude: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>", extend("enum" = ["auto", "text", "json", "cri", "docker"]))]
     format: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>", extend("enum" = ["beginning", "end"]))]
     start_at: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     labels: BTreeMap<String, Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     max_line_bytes: Option<Spanned<String>>,
+    #[schemars(with = "Option<MultilineToml>")]
     multiline: Option<Spanned<MultilineToml>>,
+    #[schemars(with = "Option<String>")]
     ci_run_id_from_path: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_open_files: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     poll_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rescan_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rotate_wait: Option<Spanned<String>>,
 }
 
@@ -525,14 +558,19 @@ enum MultilineToml {
     Rule(MultilineRuleToml),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct MultilineRuleToml {
+    #[schemars(with = "Option<String>")]
     start: Option<Spanned<String>>,
     #[serde(rename = "continue")]
+    #[schemars(with = "Option<String>")]
     cont: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_lines: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     max_bytes: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
 }
 
@@ -559,83 +597,220 @@ impl<'de> Deserialize<'de> for MultilineToml {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RouteToml {
+    #[schemars(with = "String")]
     name: Spanned<String>,
     #[serde(rename = "match")]
+    #[schemars(with = "Option<schema::Conditions>")]
     matcher: Option<Spanned<toml::Table>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     receivers: Vec<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     group_by: Option<Spanned<Vec<String>>>,
+    #[schemars(with = "Option<String>")]
     window: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     threshold: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     repeat_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     group_wait: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_groups: Option<Spanned<u64>>,
     #[serde(default, rename = "continue")]
     cont: bool,
     #[serde(default)]
+    #[schemars(with = "Vec<schema::InhibitRule>")]
     inhibit: Vec<Spanned<toml::Table>>,
+    #[schemars(with = "Option<u64>")]
     context_lines: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Vec<String>>")]
     mention: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OutputToml {
     file: Option<FileOutputToml>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FileOutputToml {
+    #[schemars(with = "String")]
     path: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+/// Every receiver `type`, with the keys it takes besides `type`, `rate` and `retry`: what
+/// validation accepts, and what the schema tells editors.
+const RECEIVER_TYPES: &[(&str, &[&str])] = &[
+    ("console", &[]),
+    ("file", &["path"]),
+    ("slack", CHAT_KEYS),
+    ("feishu", SIGNED_CHAT_KEYS),
+    ("dingtalk", SIGNED_CHAT_KEYS),
+    ("wecom", CHAT_KEYS),
+    (
+        "webhook",
+        &[
+            "url",
+            "url_file",
+            "secret",
+            "secret_file",
+            "headers",
+            "ca_file",
+        ],
+    ),
+    (
+        "email",
+        &[
+            "smarthost",
+            "tls",
+            "from",
+            "to",
+            "username",
+            "password",
+            "password_file",
+            "subject_prefix",
+            "timeout",
+            "template",
+            "template_file",
+            "ca_file",
+        ],
+    ),
+    (
+        "alertmanager",
+        &[
+            "urls",
+            "labels_from",
+            "resolve_after",
+            "username",
+            "password",
+            "password_file",
+            "bearer_token",
+            "bearer_token_file",
+            "ca_file",
+        ],
+    ),
+    (
+        "nats",
+        &[
+            "url",
+            "url_file",
+            "subject",
+            "stream",
+            "token",
+            "token_file",
+            "username",
+            "password",
+            "password_file",
+            "creds_file",
+            "tls",
+            "ca_file",
+        ],
+    ),
+];
+const CHAT_KEYS: &[&str] = &[
+    "url",
+    "url_file",
+    "mention",
+    "explore_url",
+    "template",
+    "template_file",
+    "ca_file",
+];
+const SIGNED_CHAT_KEYS: &[&str] = &[
+    "url",
+    "url_file",
+    "secret",
+    "secret_file",
+    "mention",
+    "explore_url",
+    "template",
+    "template_file",
+    "ca_file",
+];
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = schema::receiver_types)]
 struct ReceiverToml {
     #[serde(rename = "type")]
+    #[schemars(with = "String")]
     kind: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     path: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rate: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     url: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     url_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     secret: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     secret_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     mention: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     explore_url: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     template: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     template_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     smarthost: Option<Spanned<String>>,
     /// A mode (`"starttls"`) for `email`, `true`/`false` for `nats`.
+    #[schemars(with = "Option<schema::Tls>")]
     tls: Option<Spanned<toml::Value>>,
+    #[schemars(with = "Option<String>")]
     from: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     to: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     username: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     subject_prefix: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     urls: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     labels_from: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>")]
     resolve_after: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     subject: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     stream: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     creds_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     ca_file: Option<Spanned<String>>,
     retry: Option<RetryToml>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RetryToml {
+    #[schemars(with = "Option<String>")]
     max_elapsed: Option<Spanned<String>>,
 }
 
@@ -1668,84 +1843,13 @@ impl Validator<'_> {
             ),
         };
         let type_name = r.kind.get_ref().as_str();
-        let takes: &[&str] = match type_name {
-            "console" => &[],
-            "file" => &["path"],
-            "slack" | "wecom" => &[
-                "url",
-                "url_file",
-                "mention",
-                "explore_url",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            "feishu" | "dingtalk" => &[
-                "url",
-                "url_file",
-                "secret",
-                "secret_file",
-                "mention",
-                "explore_url",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            "webhook" => &[
-                "url",
-                "url_file",
-                "secret",
-                "secret_file",
-                "headers",
-                "ca_file",
-            ],
-            "alertmanager" => &[
-                "urls",
-                "labels_from",
-                "resolve_after",
-                "username",
-                "password",
-                "password_file",
-                "bearer_token",
-                "bearer_token_file",
-                "ca_file",
-            ],
-            "nats" => &[
-                "url",
-                "url_file",
-                "subject",
-                "stream",
-                "token",
-                "token_file",
-                "username",
-                "password",
-                "password_file",
-                "creds_file",
-                "tls",
-                "ca_file",
-            ],
-            "email" => &[
-                "smarthost",
-                "tls",
-                "from",
-                "to",
-                "username",
-                "password",
-                "password_file",
-                "subject_prefix",
-                "timeout",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            other => {
-                self.errors.push(self.ctx.diag(
-                    r.kind.span(),
-                    format!("unknown receiver type `{other}`"),
-                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\", \"alertmanager\" or \"nats\"",
-                ));
-                return None;
-            }
+        let Some(&(_, takes)) = RECEIVER_TYPES.iter().find(|(t, _)| *t == type_name) else {
+            self.errors.push(self.ctx.diag(
+                r.kind.span(),
+                format!("unknown receiver type `{type_name}`"),
+                "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\", \"alertmanager\" or \"nats\"",
+            ));
+            return None;
         };
         let mut misplaced = false;
         for (key, at) in r.keys() {
