@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::event::Timestamp;
+use crate::human::{remaining, seconds};
 use crate::multiline::Mode;
 use crate::pattern::{BUNDLED, PatternSet};
 use crate::reload::SharedPatterns;
@@ -96,8 +97,46 @@ enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// The config file's tooling: `config schema` prints the JSON Schema of the config or of pattern files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print a completion script for SHELL on stdout, e.g. `logward completions bash > /etc/bash_completion.d/logward`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page logward(1) on stdout, or write one page per command into --dir.
+    Man {
+        /// Write logward.1 and a page per command (logward-run.1, ...) into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// GET URL and exit 0 on a 2xx answer, 1 otherwise: the container image's HEALTHCHECK,
+    /// which has no curl.
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:9898/health")]
+        url: String,
+    },
     /// Print version, git commit and build date.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a JSON Schema (draft 7) for editors: Taplo, Even Better TOML (docs/configuration.md).
+    Schema {
+        /// Which file: the config, or a pattern file.
+        #[arg(value_enum, default_value_t = SchemaOf::Config)]
+        of: SchemaOf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaOf {
+    Config,
+    Patterns,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +304,16 @@ pub fn main() -> ExitCode {
         Command::Notify {
             command: NotifyCommand::Test { receiver, config },
         } => notify_test(&config.path(), &receiver),
+        Command::Config {
+            command: ConfigCommand::Schema { of },
+        } => schema(of),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "logward", &mut script);
+            print(&script)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
+        Command::Probe { url } => probe(&url),
         Command::Version => {
             println!("logward {}", version_line());
             Ok(())
@@ -275,6 +324,64 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn schema(of: SchemaOf) -> anyhow::Result<()> {
+    let schema = match of {
+        SchemaOf::Config => crate::config::schema::config(),
+        SchemaOf::Patterns => crate::config::schema::pattern_file(),
+    };
+    let mut text = serde_json::to_vec_pretty(&schema).context("cannot print the schema")?;
+    text.push(b'\n');
+    print(&text)
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn print(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// How long `probe` waits for the whole answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn probe(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .build()
+        .context("cannot build an HTTP client")?;
+    let answer = client
+        .get(url)
+        .send()
+        .with_context(|| format!("GET {url}"))?;
+    let status = answer.status();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    println!("{url}: {status}");
+    Ok(())
+}
+
+/// logward(1) on stdout, or every command's page into `dir`.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = Cli::command();
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("cannot write man pages into {}", dir.display()))
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .context("cannot render the man page")?;
+            print(&page)
         }
     }
 }
@@ -713,24 +820,4 @@ fn silence_table(shown: &[&Silence], now: Timestamp) -> String {
         line(&row.each_ref().map(String::as_str));
     }
     out
-}
-
-/// A time to the second, UTC: `2025-06-01T18:00:00Z`.
-fn seconds(t: Timestamp) -> String {
-    chrono::DateTime::from_timestamp_nanos(t.as_nanos())
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// `to - from` for people: `42s`, `5m 3s`, `1h 59m`, `3d 4h`.
-fn remaining(to: Timestamp, from: Timestamp) -> String {
-    let s =
-        u64::try_from(to.as_nanos().saturating_sub(from.as_nanos()) / 1_000_000_000).unwrap_or(0);
-    let (d, h, m) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{m}m {}s", s % 60),
-        3600..86400 => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
 }

@@ -20,6 +20,7 @@ use crate::metrics::NotifyMetrics;
 use crate::route::Route;
 use crate::silence::SilenceWatch;
 use crate::state::write_atomic;
+use crate::status::{Board, Publisher};
 use crate::window::{Windows, WindowsSnapshot};
 
 const WINDOWS_FILE: &str = "windows.json";
@@ -65,6 +66,8 @@ pub struct Escalator {
     /// Decided, waiting for the save that must precede them (see `flush`).
     held: Vec<Escalation>,
     last_save: Option<Instant>,
+    /// Publishes the busiest groups for the status page; none in `replay`.
+    publisher: Option<Publisher>,
 }
 
 impl Escalator {
@@ -99,6 +102,7 @@ impl Escalator {
             out: Vec::new(),
             held: Vec::new(),
             last_save: None,
+            publisher: None,
         })
     }
 
@@ -112,6 +116,7 @@ impl Escalator {
             out: Vec::new(),
             held: Vec::new(),
             last_save: None,
+            publisher: None,
         }
     }
 
@@ -164,6 +169,25 @@ impl Escalator {
         }
         self.windows.tick(now, &mut self.out);
         self.flush(to);
+        self.publish(now);
+    }
+
+    /// Publishes the busiest groups for the status page, when [`crate::status::PUBLISH_EVERY`]
+    /// has passed: a timer's job, never an event's.
+    fn publish(&mut self, now: Timestamp) {
+        let Some(p) = self.publisher.as_mut().filter(|p| p.due(now)) else {
+            return;
+        };
+        let silences = self.silences.as_ref();
+        p.publish(
+            &self.windows,
+            |sample| {
+                silences
+                    .and_then(|w| w.silenced_by(sample, now))
+                    .map(String::from)
+            },
+            now,
+        );
     }
 
     /// The input ended (replay): every window runs to its end.
@@ -324,8 +348,8 @@ fn send(tx: &mpsc::SyncSender<ToNotifier>, esc: Escalation) {
 }
 
 impl Running {
-    /// Restores the windows from `state_dir` and starts the timer and the
-    /// notifier, which hands the escalations to `deliver`: all that are waiting at once (up to
+    /// Restores the windows from `state_dir` and starts the timer (which also publishes the
+    /// busiest groups to `board`) and the notifier, which hands the escalations to `deliver`: all that are waiting at once (up to
     /// [`NOTIFIER_BATCH`]), so that a burst is written to the outbox as one group commit.
     /// `loki_labels`: see [`Escalator::with_loki_labels`].
     pub fn start(
@@ -333,10 +357,12 @@ impl Running {
         state_dir: &Path,
         metrics: NotifyMetrics,
         loki_labels: Vec<String>,
+        board: Arc<Board>,
         mut deliver: impl FnMut(&[Escalation]) + Send + 'static,
     ) -> Result<Running, EscalateError> {
-        let escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?
+        let mut escalator = Escalator::open(routes, state_dir, metrics, Timestamp::now())?
             .with_loki_labels(loki_labels);
+        escalator.publisher = Some(Publisher::new(board));
         let (tx, rx) = mpsc::sync_channel::<ToNotifier>(NOTIFIER_QUEUE);
         let handle = WindowsHandle {
             escalator: Arc::new(Mutex::new(escalator)),

@@ -28,6 +28,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::First, Kind::Repeat, Kind::Summary];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::First => "first",

@@ -3,6 +3,7 @@
 //! ```text
 //! sources -> decode -> multiline -> extract -> correlate -> fingerprint -> window -> route -> notify
 //!                                       \-> ship (file, Loki)           positions <- acknowledgements
+//! sources, windows, notify -> status (snapshots) -> http (status page, /api/v1)
 //! ```
 //!
 //! Each stage is a module that owns one thing and says what it must not do;
@@ -17,6 +18,7 @@ pub mod escalation;
 pub mod event;
 pub mod fingerprint;
 pub mod http;
+pub mod human;
 pub mod inspect;
 pub mod metrics;
 pub mod multiline;
@@ -26,8 +28,10 @@ pub mod pipeline;
 pub mod reload;
 pub mod replay;
 pub mod route;
+pub mod service;
 pub mod ship;
 pub mod silence;
 pub mod source;
 pub mod state;
+pub mod status;
 pub mod window;

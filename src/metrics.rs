@@ -3,6 +3,8 @@
 //! Owns metric names and help texts. Stages get cheap handles (atomics) and
 //! update them per batch, not per line.
 
+mod process;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +17,15 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::escalation::Escalation;
+use crate::escalation::{Escalation, Kind};
 use crate::event::Timestamp;
 use crate::notify::{Refused, Sent};
-use crate::window::Counters;
+use crate::route::Route;
+use crate::window::{Counters, Reason};
+
+/// The `reason`s of `logward_receiver_errors_total` that mean an escalation is lost: what the
+/// alert rules watch, so each receiver has these series from the start.
+const LOST: [&str; 4] = ["rejected", "expired", "outbox_full", "unreadable"];
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
@@ -262,6 +269,44 @@ impl NotifyMetrics {
         }
     }
 
+    /// Creates at zero every series the routes and receivers can count, so that `increase()`
+    /// and alert rules see the first escalation, suppression or loss, not only the later ones.
+    pub fn init<'a>(&self, routes: &[Route], receivers: impl IntoIterator<Item = &'a str>) {
+        for route in routes {
+            for receiver in &route.receivers {
+                for kind in Kind::ALL {
+                    let _ = self.escalations.get_or_create(&EscalationLabels {
+                        route: route.name.to_string(),
+                        receiver: receiver.to_string(),
+                        kind: kind.as_str(),
+                    });
+                }
+            }
+            for reason in Reason::ALL {
+                let _ = self.suppressed.get_or_create(&SuppressedLabels {
+                    route: route.name.to_string(),
+                    reason: reason.as_str(),
+                });
+            }
+            let _ = self.groups_evicted.get_or_create(&RouteLabel {
+                route: route.name.to_string(),
+            });
+        }
+        for receiver in receivers {
+            let labels = ReceiverLabel {
+                receiver: receiver.to_string(),
+            };
+            let _ = self.receiver_retries.get_or_create(&labels);
+            let _ = self.outbox_items.get_or_create(&labels);
+            for reason in LOST {
+                let _ = self.receiver_errors.get_or_create(&ReceiverReasonLabels {
+                    receiver: receiver.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+
     /// `logward_escalations_total{route,receiver,kind}`: a receiver accepted `esc`.
     pub fn accepted(&self, esc: &Escalation) {
         self.record(esc, &Ok(Sent { receiver_type: "" }));
@@ -495,6 +540,7 @@ impl Metrics {
             m.loki.in_flight.clone(),
         );
         r.register_collector(Box::new(m.loki.unacked.clone()));
+        r.register_collector(Box::new(process::Process));
         for result in ["success", "failure"] {
             let _ = m.config_reloads.get_or_create(&ResultLabel { result });
         }

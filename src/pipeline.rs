@@ -31,6 +31,7 @@ use crate::ship::{Output, Outputs, Receipt};
 use crate::source::file::{Tailer, Wake};
 use crate::source::{Batch, SourceCtx, StreamConfig, stdin};
 use crate::state::{Positions, StateError, TemplateState};
+use crate::status::Board;
 
 /// Batches in flight between sources and delivery: with batches of at most
 /// 1024 events or 512 KiB, this bounds the pipeline's memory.
@@ -75,6 +76,7 @@ pub async fn run(
         ready: AtomicBool::new(false),
         metrics: metrics.clone(),
     });
+    let board = Board::new();
     let positions = Positions::open(&config.state_dir)?;
     let file_output = config
         .output_file
@@ -101,11 +103,11 @@ pub async fn run(
                     addr: h.listen,
                     source,
                 })?;
-            tracing::info!(listen = %h.listen, "serving /health, /ready and /metrics");
+            tracing::info!(listen = %h.listen, "serving the status page, /api/v1, /health, /ready and /metrics");
             let mut stopped = http_stopped.clone();
             Some(tokio::spawn(http::serve(
                 listener,
-                health.clone(),
+                http::Endpoint::new(health.clone(), board.clone(), &config, h),
                 async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 },
@@ -114,6 +116,7 @@ pub async fn run(
         None => None,
     };
 
+    let hup = crate::reload::hangup();
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
@@ -129,14 +132,16 @@ pub async fn run(
                 if let Err(e) = positions.persist() {
                     tracing::error!(error = %e, "cannot write positions");
                 }
-                health.ready.store(true, Ordering::Release);
+                set_ready(&health);
                 tracing::info!("ready: every source is open");
             }
         }
     };
     if config.sources.is_empty() {
-        health.ready.store(true, Ordering::Release);
+        set_ready(&health);
     }
+    let watchdog = crate::service::watchdog_interval()
+        .map(|every| tokio::spawn(crate::service::watchdog(every, http_stopped.clone())));
     let templates = Arc::new(TemplateState::open(
         &config.state_dir,
         MinerConfig::default(),
@@ -151,12 +156,17 @@ pub async fn run(
     let (escalation, delivery_threads) = match config.routes.is_empty() {
         true => (None, None),
         false => {
+            metrics
+                .notify()
+                .init(&config.routes, config.receivers.keys().map(String::as_str));
             let (delivery, windows) = start_delivery(&config, metrics.notify())?;
+            board.set_escalations(delivery.recent());
             let running = crate::escalate::Running::start(
                 config.routes.clone(),
                 &config.state_dir,
                 metrics.notify(),
                 config.loki_query_labels(),
+                board.clone(),
                 {
                     let delivery = delivery.clone();
                     move |burst: &[Escalation]| delivery.submit_all(burst)
@@ -178,6 +188,11 @@ pub async fn run(
             tx: tx.downgrade(),
             positions: positions.clone(),
             metrics: metrics.source(&source.name),
+            status: board.add_source(
+                source.name.clone(),
+                source.kind.type_name(),
+                metrics.source(&source.name),
+            ),
             stop: stop.clone(),
             patterns: patterns.clone(),
             routes: config.routes.clone(),
@@ -229,6 +244,7 @@ pub async fn run(
         patterns,
         metrics.clone(),
         http_stopped.clone(),
+        hup,
     ));
 
     let mut running = config.sources.len();
@@ -236,6 +252,7 @@ pub async fn run(
     loop {
         tokio::select! {
             () = &mut shutdown => {
+                crate::service::stopping();
                 tracing::info!("stopping: draining what was read");
                 break;
             }
@@ -243,6 +260,7 @@ pub async fn run(
             d = done_rx.recv(), if running > 0 => {
                 running = running.saturating_sub(1);
                 if d.is_none() || running == 0 {
+                    crate::service::stopping();
                     tracing::info!("every source has ended; draining");
                     break;
                 }
@@ -279,10 +297,19 @@ pub async fn run(
         let _ = t.await;
     }
     let _ = reloader.await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     match drained {
         Ok(_) => Ok(()),
         Err(_) => Err(RunError::DrainTimeout(config.shutdown_timeout)),
     }
+}
+
+/// `/ready` turns true, and the service manager hears it (`READY=1`).
+fn set_ready(health: &Health) {
+    health.ready.store(true, Ordering::Release);
+    crate::service::ready();
 }
 
 /// Opens the receivers and the outbox and starts one delivery thread per receiver, with

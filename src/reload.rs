@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
@@ -31,30 +32,39 @@ pub fn load_patterns(config: &Config) -> Result<PatternSet, crate::config::Diagn
     PatternSet::load(&config.patterns)
 }
 
-/// Reloads until `stop` turns true.
+/// Installs the SIGHUP handler. Call it before any source opens: from then on a SIGHUP reloads
+/// and never ends the process (its default action), even while the agent is still starting,
+/// and `systemctl reload` may come as soon as the agent said it is ready.
+pub fn hangup() -> Option<Signal> {
+    signal(SignalKind::hangup())
+        .map_err(
+            |e| tracing::warn!(error = %e, "cannot handle SIGHUP; reload on file changes only"),
+        )
+        .ok()
+}
+
+/// Reloads on `hup` and on file changes until `stop` turns true.
 pub async fn run(
     running: Config,
     patterns: SharedPatterns,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
+    mut hup: Option<Signal>,
 ) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("cannot handle SIGHUP; reload on file changes only");
-        return;
-    };
     let (tx, mut changed) = mpsc::unbounded_channel::<()>();
     // Kept for its lifetime: dropping the watcher ends the watch.
     let mut _watcher = watch_files(&running, &patterns.load(), tx.clone());
     loop {
         tokio::select! {
             changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
-            _ = hup.recv() => tracing::info!("SIGHUP: reloading patterns"),
+            () = hangup_received(&mut hup) => tracing::info!("SIGHUP: reloading patterns"),
             Some(()) = changed.recv() => {
                 tokio::time::sleep(DEBOUNCE).await;
                 while changed.try_recv().is_ok() {}
                 tracing::info!("config or pattern file changed: reloading patterns");
             }
         }
+        crate::service::reloading();
         let path = running.path.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             Config::load(&path).and_then(|c| load_patterns(&c).map(|p| (c, p)))
@@ -87,6 +97,18 @@ pub async fn run(
                 metrics.reload(false);
             }
         }
+        crate::service::reloaded();
+    }
+}
+
+/// Resolves at the next SIGHUP; never without a handler.
+async fn hangup_received(hup: &mut Option<Signal>) {
+    let received = match hup {
+        Some(h) => h.recv().await.is_some(),
+        None => false,
+    };
+    if !received {
+        std::future::pending::<()>().await;
     }
 }
 

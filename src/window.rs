@@ -65,7 +65,7 @@ impl Reason {
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::First, Kind::Repeat, Kind::Summary];
+const KINDS: [Kind; 3] = Kind::ALL;
 
 fn kind_index(k: Kind) -> usize {
     match k {
@@ -148,6 +148,9 @@ struct Group {
     last_seen: Timestamp,
     /// Events in the window.
     count: u64,
+    /// Events observed since this process made (or restored) the group: never reset, so
+    /// that the status page can tell how many came between two looks.
+    seen: u64,
     /// Events no escalation has carried yet: the next one's `suppressed`.
     unreported: u64,
     /// Some of `unreported` are owed a summary: the group had been notified and these were
@@ -186,6 +189,7 @@ impl Group {
             first_seen: now,
             last_seen: now,
             count: 0,
+            seen: 0,
             unreported: 0,
             summary_due: false,
             folded: Vec::new(),
@@ -197,6 +201,11 @@ impl Group {
             context,
             timer: None,
         }
+    }
+
+    /// Events in the window if it is open; a closed window counts nothing now.
+    fn current_count(&self) -> u64 {
+        if self.window_open { self.count } else { 0 }
     }
 
     fn open_window(&mut self, now: Timestamp) {
@@ -450,6 +459,32 @@ pub struct Windows {
     must_save: u64,
 }
 
+/// One live group as the status page shows it, borrowed from the windows ([`Windows::top`]).
+#[derive(Debug)]
+pub struct GroupView<'a> {
+    pub route: &'a Arc<str>,
+    /// The hash of the group's key: with the route, what tells one group from another
+    /// between two looks.
+    pub id: u64,
+    /// The `group_by` values, as escalations carry them.
+    pub group: serde_json::Map<String, serde_json::Value>,
+    pub window_open: bool,
+    pub window_start: Timestamp,
+    /// Events in the open window; 0 when the window is closed.
+    pub count: u64,
+    /// Events since this process made or restored the group (never reset).
+    pub seen: u64,
+    /// Events no escalation has carried yet.
+    pub unreported: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub last_notified: Option<Timestamp>,
+    pub last_kind: Option<Kind>,
+    /// A first notification held by `group_wait` until then.
+    pub held_until: Option<Timestamp>,
+    pub sample: &'a Sample,
+}
+
 /// The fixed size of one group's state, before the heap text of its key and sample (for
 /// capacity estimates; `benches/window.rs` measures the whole).
 pub const GROUP_BYTES: usize = std::mem::size_of::<Group>();
@@ -587,6 +622,7 @@ impl Windows {
             g.context = Sample::trim_context(context);
         }
         g.count += 1;
+        g.seen += 1;
         g.last_seen = now;
         match decide(g, r, now, silenced.is_some(), inhibited) {
             Decision::Notify(kind) => self.emit(route, s, kind, now, out),
@@ -646,6 +682,44 @@ impl Windows {
     /// Live groups over all routes (`logward_fingerprints_active`).
     pub fn active_groups(&self) -> usize {
         self.state.iter().map(|st| st.live).sum()
+    }
+
+    /// The `n` groups with the most events in their open window (then the most recently seen)
+    /// over every route, busiest first: what the status page lists. One pass over the live
+    /// groups keeping a heap of `n`; the caller decides how often (not per event).
+    pub fn top(&self, n: usize) -> Vec<GroupView<'_>> {
+        let mut heap = BinaryHeap::with_capacity(n.saturating_add(1));
+        for (route, st) in self.state.iter().enumerate() {
+            for (slot, g) in st.slots.iter().enumerate() {
+                let Some(g) = g else { continue };
+                heap.push(Reverse((g.current_count(), g.last_seen, route, slot)));
+                if heap.len() > n {
+                    heap.pop();
+                }
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .filter_map(|Reverse((count, _, route, slot))| {
+                let g = self.state[route].slots.get(slot)?.as_ref()?;
+                Some(GroupView {
+                    route: &self.routes[route].name,
+                    id: g.hash,
+                    group: g.key.to_json(),
+                    window_open: g.window_open,
+                    window_start: g.window_start,
+                    count,
+                    seen: g.seen,
+                    unreported: g.unreported,
+                    first_seen: g.first_seen,
+                    last_seen: g.last_seen,
+                    last_notified: g.last_notified,
+                    last_kind: g.last_kind,
+                    held_until: g.release_at,
+                    sample: &g.sample,
+                })
+            })
+            .collect()
     }
 
     /// The counters since the last call.
@@ -838,6 +912,7 @@ impl Windows {
                     first_seen: gs.first_seen,
                     last_seen: gs.last_seen,
                     count: gs.count,
+                    seen: 0,
                     unreported: gs.suppressed,
                     summary_due: gs.summary_due,
                     folded,
@@ -1413,6 +1488,37 @@ mod tests {
         );
         assert_eq!(delivered(&sent, "chat"), 10_000);
         h.assert_counts_add_up();
+    }
+
+    #[test]
+    fn top_lists_the_busiest_open_windows_first_up_to_the_cap() {
+        let mut h = Harness::new(vec![route("errors"), route("all")]);
+        let mut t = 0.0;
+        for (fp, n) in [(1, 3), (2, 5), (3, 1)] {
+            for _ in 0..n {
+                h.observe(0, &error(fp), at(t));
+                t += 1.0;
+            }
+        }
+        h.observe(1, &error(4), at(10.0));
+        let top = h.w.top(3);
+        let counts: Vec<(u64, &str)> = top.iter().map(|g| (g.count, &**g.route)).collect();
+        assert_eq!(counts, [(5, "errors"), (3, "errors"), (1, "all")]);
+        assert_eq!(top[0].sample.fingerprint, Some(Fingerprint(2)));
+        assert_eq!(
+            (top[0].seen, top[0].first_seen, top[0].last_seen),
+            (5, at(3.0), at(7.0))
+        );
+        assert!(
+            top[0].last_notified.is_some(),
+            "the first event was notified"
+        );
+        // A closed window counts nothing now: its group goes last.
+        h.tick(mins(10.5));
+        h.observe(0, &error(3), mins(10.6));
+        let after: Vec<u64> = h.w.top(10).iter().map(|g| g.count).collect();
+        assert_eq!(after[0], 1);
+        assert!(after[1..].iter().all(|&c| c == 0), "{after:?}");
     }
 
     #[test]

@@ -241,6 +241,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret made in a unit test, not read from a file.
+    #[cfg(test)]
+    pub fn for_test(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -54,31 +55,54 @@ pub const HIGH_CARDINALITY: [&str; 8] = [
 /// Labels every stream has.
 const FIXED_LABELS: [&str; 2] = ["host", "source"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LokiToml {
+    #[schemars(with = "Option<String>")]
     url: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     tenant: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>", extend("enum" = ["protobuf", "json"]))]
     encoding: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     labels: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     structured_metadata: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     batch_wait: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     batch_size: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_in_flight: Option<Spanned<u64>>,
+    #[schemars(with = "Option<u64>")]
     max_streams_per_push: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     max_line_size: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     max_sample_age: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     max_future: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     min_backoff: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     max_backoff: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_retries: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     username: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<std::collections::BTreeMap<String, String>>")]
     headers: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     ca_file: Option<Spanned<String>>,
 }
 

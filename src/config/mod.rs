@@ -7,6 +7,7 @@
 
 mod diag;
 pub mod loki;
+pub mod schema;
 pub mod units;
 
 pub use diag::{Diagnostic, Diagnostics, FileCtx, Secret, nearest};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
@@ -61,7 +63,33 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Http {
     pub listen: SocketAddr,
-    pub token: Option<Secret>,
+    pub access: Access,
+}
+
+/// Who may use the status page and `/api/v1`, decided by where `[http] listen` is.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A loopback address: reading needs nothing; changing (silences) needs the token, and
+    /// is refused when there is none.
+    Loopback { token: Option<Secret> },
+    /// Any other address: reading and changing both need the token (`/health`, `/ready` and
+    /// `/metrics` stay open). `check` refuses such a listen address without a token.
+    Network { token: Secret },
+}
+
+impl Access {
+    /// `[http] token`, if any.
+    pub fn token(&self) -> Option<&Secret> {
+        match self {
+            Access::Loopback { token } => token.as_ref(),
+            Access::Network { token } => Some(token),
+        }
+    }
+
+    /// Whether reading the status page and the API needs the token too.
+    pub fn reads_need_token(&self) -> bool {
+        matches!(self, Access::Network { .. })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +131,16 @@ impl Source {
 pub enum SourceKind {
     File(FileSource),
     Stdin,
+}
+
+impl SourceKind {
+    /// The `type` as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::File(_) => "file",
+            SourceKind::Stdin => "stdin",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -359,6 +397,17 @@ pub enum SmtpTls {
 }
 
 impl ReceiverKind {
+    /// `explore_url`, for the receiver types that have it.
+    pub fn explore_url(&self) -> Option<&str> {
+        match self {
+            ReceiverKind::Slack { explore_url, .. }
+            | ReceiverKind::Feishu { explore_url, .. }
+            | ReceiverKind::DingTalk { explore_url, .. }
+            | ReceiverKind::WeCom { explore_url, .. } => explore_url.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The `type` as written in the config.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -424,59 +473,101 @@ pub mod defaults {
     pub const ROTATE_WAIT: Duration = Duration::from_secs(5);
     /// The least `resolve_after` of an `alertmanager` receiver.
     pub const RESOLVE_AFTER: Duration = Duration::from_secs(15 * 60);
+    /// `[http] listen` when the table does not say: loopback only.
+    pub const HTTP_LISTEN: &str = "127.0.0.1:9898";
 }
 
 /// The top level, less `[[source]]`: each source is deserialized on its own,
 /// so that a mistake in one does not hide the others'.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigToml {
+    #[schemars(with = "Option<String>")]
     state_dir: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     patterns: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>")]
     checkpoint_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     shutdown_timeout: Option<Spanned<String>>,
+    #[schemars(
+        with = "Option<String>",
+        extend("enum" = ["all", "matched", "none"]),
+        description = "which events go to the outputs ([output.file], [loki]): all (the default), matched (events a pattern matched) or none"
+    )]
     ship: Option<Spanned<String>>,
+    #[schemars(with = "Option<HttpToml>")]
     http: Option<Spanned<HttpToml>>,
     /// Never present after `split_tables`; named so that serde lists it among the valid keys.
     #[serde(default, rename = "source")]
+    #[schemars(
+        with = "Option<Vec<SourceToml>>",
+        description = "[[source]]: where lines come from (a file glob or stdin)"
+    )]
     _source: Option<toml::Value>,
     /// Never present after `split_tables`, as `source`.
     #[serde(default, rename = "route")]
+    #[schemars(
+        with = "Option<Vec<RouteToml>>",
+        description = "[[route]]: which events are escalated, grouped how, to which receivers"
+    )]
     _route: Option<toml::Value>,
     output: Option<OutputToml>,
+    #[schemars(
+        with = "Option<loki::LokiToml>",
+        description = "[loki]: ship events to Grafana Loki's push API (docs/loki.md)"
+    )]
     loki: Option<Spanned<loki::LokiToml>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ReceiverToml>")]
     receiver: BTreeMap<String, Spanned<ReceiverToml>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HttpToml {
-    listen: Spanned<String>,
+    #[schemars(with = "Option<String>")]
+    listen: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token_file: Option<Spanned<String>>,
 }
 
 /// One table for every source type, so that errors keep their spans; which
 /// keys a type accepts is checked in validation.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct SourceToml {
+    #[schemars(with = "String")]
     name: Spanned<String>,
     #[serde(rename = "type")]
+    #[schemars(with = "String", extend("enum" = ["file", "stdin"]))]
     kind: Spanned<String>,
+    #[schemars(with = "Option<Vec<String>>")]
     paths: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     exclude: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>", extend("enum" = ["auto", "text", "json", "cri", "docker"]))]
     format: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>", extend("enum" = ["beginning", "end"]))]
     start_at: Option<Spanned<String>>,
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     labels: BTreeMap<String, Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     max_line_bytes: Option<Spanned<String>>,
+    #[schemars(with = "Option<MultilineToml>")]
     multiline: Option<Spanned<MultilineToml>>,
+    #[schemars(with = "Option<String>")]
     ci_run_id_from_path: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_open_files: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     poll_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rescan_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rotate_wait: Option<Spanned<String>>,
 }
 
@@ -486,14 +577,19 @@ enum MultilineToml {
     Rule(MultilineRuleToml),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct MultilineRuleToml {
+    #[schemars(with = "Option<String>")]
     start: Option<Spanned<String>>,
     #[serde(rename = "continue")]
+    #[schemars(with = "Option<String>")]
     cont: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_lines: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     max_bytes: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
 }
 
@@ -520,83 +616,220 @@ impl<'de> Deserialize<'de> for MultilineToml {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RouteToml {
+    #[schemars(with = "String")]
     name: Spanned<String>,
     #[serde(rename = "match")]
+    #[schemars(with = "Option<schema::Conditions>")]
     matcher: Option<Spanned<toml::Table>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     receivers: Vec<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     group_by: Option<Spanned<Vec<String>>>,
+    #[schemars(with = "Option<String>")]
     window: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     threshold: Option<Spanned<u64>>,
+    #[schemars(with = "Option<String>")]
     repeat_interval: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     group_wait: Option<Spanned<String>>,
+    #[schemars(with = "Option<u64>")]
     max_groups: Option<Spanned<u64>>,
     #[serde(default, rename = "continue")]
     cont: bool,
     #[serde(default)]
+    #[schemars(with = "Vec<schema::InhibitRule>")]
     inhibit: Vec<Spanned<toml::Table>>,
+    #[schemars(with = "Option<u64>")]
     context_lines: Option<Spanned<u64>>,
+    #[schemars(with = "Option<Vec<String>>")]
     mention: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OutputToml {
     file: Option<FileOutputToml>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct FileOutputToml {
+    #[schemars(with = "String")]
     path: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+/// Every receiver `type`, with the keys it takes besides `type`, `rate` and `retry`: what
+/// validation accepts, and what the schema tells editors.
+const RECEIVER_TYPES: &[(&str, &[&str])] = &[
+    ("console", &[]),
+    ("file", &["path"]),
+    ("slack", CHAT_KEYS),
+    ("feishu", SIGNED_CHAT_KEYS),
+    ("dingtalk", SIGNED_CHAT_KEYS),
+    ("wecom", CHAT_KEYS),
+    (
+        "webhook",
+        &[
+            "url",
+            "url_file",
+            "secret",
+            "secret_file",
+            "headers",
+            "ca_file",
+        ],
+    ),
+    (
+        "email",
+        &[
+            "smarthost",
+            "tls",
+            "from",
+            "to",
+            "username",
+            "password",
+            "password_file",
+            "subject_prefix",
+            "timeout",
+            "template",
+            "template_file",
+            "ca_file",
+        ],
+    ),
+    (
+        "alertmanager",
+        &[
+            "urls",
+            "labels_from",
+            "resolve_after",
+            "username",
+            "password",
+            "password_file",
+            "bearer_token",
+            "bearer_token_file",
+            "ca_file",
+        ],
+    ),
+    (
+        "nats",
+        &[
+            "url",
+            "url_file",
+            "subject",
+            "stream",
+            "token",
+            "token_file",
+            "username",
+            "password",
+            "password_file",
+            "creds_file",
+            "tls",
+            "ca_file",
+        ],
+    ),
+];
+const CHAT_KEYS: &[&str] = &[
+    "url",
+    "url_file",
+    "mention",
+    "explore_url",
+    "template",
+    "template_file",
+    "ca_file",
+];
+const SIGNED_CHAT_KEYS: &[&str] = &[
+    "url",
+    "url_file",
+    "secret",
+    "secret_file",
+    "mention",
+    "explore_url",
+    "template",
+    "template_file",
+    "ca_file",
+];
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = schema::receiver_types)]
 struct ReceiverToml {
     #[serde(rename = "type")]
+    #[schemars(with = "String")]
     kind: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     path: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     rate: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     url: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     url_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     secret: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     secret_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     mention: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     explore_url: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     template: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     template_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<BTreeMap<String, String>>")]
     headers: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     smarthost: Option<Spanned<String>>,
     /// A mode (`"starttls"`) for `email`, `true`/`false` for `nats`.
+    #[schemars(with = "Option<schema::Tls>")]
     tls: Option<Spanned<toml::Value>>,
+    #[schemars(with = "Option<String>")]
     from: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     to: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<String>")]
     username: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     password_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     subject_prefix: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
     urls: Option<Spanned<Vec<Spanned<String>>>>,
+    #[schemars(with = "Option<Vec<String>>")]
     labels_from: Option<Vec<Spanned<String>>>,
+    #[schemars(with = "Option<String>")]
     resolve_after: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     bearer_token_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     subject: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     stream: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     token_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     creds_file: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     ca_file: Option<Spanned<String>>,
     retry: Option<RetryToml>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RetryToml {
+    #[schemars(with = "Option<String>")]
     max_elapsed: Option<Spanned<String>>,
 }
 
@@ -1174,28 +1407,43 @@ impl Validator<'_> {
     }
 
     fn http(&mut self, h: Spanned<HttpToml>) -> Option<Http> {
+        let table = h.span();
         let h = h.into_inner();
         // Both are checked whatever the other gives, so that one run reports both.
         let token = self
             .ctx
             .secret("token", h.token.as_ref(), h.token_file.as_ref());
         let token = self.ok(token);
-        let listen = self.string(&h.listen).and_then(|listen| {
-            listen
-                .parse::<SocketAddr>()
-                .map_err(|_| {
-                    self.errors.push(self.ctx.diag(
-                        h.listen.span(),
-                        format!("`{listen}` is not a listen address"),
-                        "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
-                    ));
-                })
-                .ok()
-        });
-        Some(Http {
-            listen: listen?,
-            token: token?,
-        })
+        let listen = match &h.listen {
+            None => defaults::HTTP_LISTEN.parse::<SocketAddr>().ok(),
+            Some(l) => self.string(l).and_then(|listen| {
+                listen
+                    .parse::<SocketAddr>()
+                    .map_err(|_| {
+                        self.errors.push(self.ctx.diag(
+                            l.span(),
+                            format!("`{listen}` is not a listen address"),
+                            "write IP:PORT, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\"",
+                        ));
+                    })
+                    .ok()
+            }),
+        };
+        let (listen, token) = (listen?, token?);
+        let access = match (listen.ip().is_loopback(), token) {
+            (true, token) => Access::Loopback { token },
+            (false, Some(token)) => Access::Network { token },
+            (false, None) => {
+                let span = h.listen.as_ref().map_or(table, Spanned::span);
+                self.errors.push(self.ctx.diag(
+                    span,
+                    format!("`[http] listen = \"{listen}\"` is not a loopback address and there is no `token`: the status page and API would show log lines to the network"),
+                    "set token = \"${LOGWARD_HTTP_TOKEN}\" (or token_file), or listen on 127.0.0.1",
+                ));
+                return None;
+            }
+        };
+        Some(Http { listen, access })
     }
 
     fn source(&mut self, s: SourceToml, span: std::ops::Range<usize>) -> Option<Source> {
@@ -1667,84 +1915,13 @@ impl Validator<'_> {
             ),
         };
         let type_name = r.kind.get_ref().as_str();
-        let takes: &[&str] = match type_name {
-            "console" => &[],
-            "file" => &["path"],
-            "slack" | "wecom" => &[
-                "url",
-                "url_file",
-                "mention",
-                "explore_url",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            "feishu" | "dingtalk" => &[
-                "url",
-                "url_file",
-                "secret",
-                "secret_file",
-                "mention",
-                "explore_url",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            "webhook" => &[
-                "url",
-                "url_file",
-                "secret",
-                "secret_file",
-                "headers",
-                "ca_file",
-            ],
-            "alertmanager" => &[
-                "urls",
-                "labels_from",
-                "resolve_after",
-                "username",
-                "password",
-                "password_file",
-                "bearer_token",
-                "bearer_token_file",
-                "ca_file",
-            ],
-            "nats" => &[
-                "url",
-                "url_file",
-                "subject",
-                "stream",
-                "token",
-                "token_file",
-                "username",
-                "password",
-                "password_file",
-                "creds_file",
-                "tls",
-                "ca_file",
-            ],
-            "email" => &[
-                "smarthost",
-                "tls",
-                "from",
-                "to",
-                "username",
-                "password",
-                "password_file",
-                "subject_prefix",
-                "timeout",
-                "template",
-                "template_file",
-                "ca_file",
-            ],
-            other => {
-                self.errors.push(self.ctx.diag(
-                    r.kind.span(),
-                    format!("unknown receiver type `{other}`"),
-                    "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\", \"alertmanager\" or \"nats\"",
-                ));
-                return None;
-            }
+        let Some(&(_, takes)) = RECEIVER_TYPES.iter().find(|(t, _)| *t == type_name) else {
+            self.errors.push(self.ctx.diag(
+                r.kind.span(),
+                format!("unknown receiver type `{type_name}`"),
+                "use \"console\", \"file\", \"slack\", \"feishu\", \"dingtalk\", \"wecom\", \"webhook\", \"email\", \"alertmanager\" or \"nats\"",
+            ));
+            return None;
         };
         let mut misplaced = false;
         for (key, at) in r.keys() {
@@ -2560,6 +2737,22 @@ mod tests {
             .unwrap_err();
         let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![2, 3], "{err}");
+    }
+
+    #[test]
+    fn http_listens_on_loopback_unless_told_and_elsewhere_only_with_a_token() {
+        let c = parse("[http]\n").unwrap();
+        let h = c.http.unwrap();
+        assert_eq!(h.listen.to_string(), defaults::HTTP_LISTEN);
+        assert!(matches!(h.access, Access::Loopback { token: None }));
+        let err = parse("[http]\nlisten = \"0.0.0.0:9898\"\n").unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, 2, "{err}");
+        assert!(err.0[0].problem.contains("not a loopback address"), "{err}");
+        let c = parse("[http]\nlisten = \"[::]:9898\"\ntoken = \"t0k3n\"\n").unwrap();
+        let access = c.http.unwrap().access;
+        assert!(access.reads_need_token());
+        assert_eq!(access.token().map(Secret::expose), Some("t0k3n"));
     }
 
     #[test]

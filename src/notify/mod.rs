@@ -21,6 +21,7 @@ pub mod file;
 pub mod nats;
 pub mod outbox;
 pub mod post;
+pub mod recent;
 pub mod render;
 pub mod sender;
 pub mod slack;

@@ -199,7 +199,7 @@ pub struct Parts {
 impl Layout {
     /// The parts of the message for `esc`, to receiver `receiver`.
     pub fn parts(&self, receiver: &str, esc: &Escalation) -> Parts {
-        let link = explore_link(self.explore_url.as_deref(), esc);
+        let link = explore_link(self.explore_url.as_deref(), &esc.loki_query);
         let body = self
             .template
             .as_ref()
@@ -223,12 +223,12 @@ impl Layout {
 /// The Grafana (or any) link of a receiver's `explore_url` for this escalation: the template
 /// with `{loki_query}` (also spelt `{loki_query_urlencoded}`) replaced by the URL-encoded
 /// LogQL. `None` when there is no template or no query.
-pub fn explore_link(template: Option<&str>, esc: &Escalation) -> Option<String> {
+pub fn explore_link(template: Option<&str>, loki_query: &str) -> Option<String> {
     let template = template?;
-    if esc.loki_query.is_empty() {
+    if loki_query.is_empty() {
         return None;
     }
-    let q: String = url::form_urlencoded::byte_serialize(esc.loki_query.as_bytes()).collect();
+    let q: String = url::form_urlencoded::byte_serialize(loki_query.as_bytes()).collect();
     Some(
         template
             .replace("{loki_query_urlencoded}", &q)
@@ -332,13 +332,17 @@ mod tests {
     #[test]
     fn explore_link_url_encodes_the_query() {
         let e = escalation("ERROR db timeout");
-        let l = explore_link(Some("https://g.example/explore?left={loki_query}"), &e).unwrap();
+        let l = explore_link(
+            Some("https://g.example/explore?left={loki_query}"),
+            &e.loki_query,
+        )
+        .unwrap();
         assert!(l.starts_with("https://g.example/explore?left=%7B"), "{l}");
         assert!(
             !l.contains(' ') && !l.contains('"') && !l.contains('|'),
             "{l}"
         );
-        assert_eq!(explore_link(None, &e), None);
+        assert_eq!(explore_link(None, &e.loki_query), None);
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Template {
             return Err(unknown);
         }
         let esc = sample_escalation("check", "build-01".into());
-        let link = render::explore_link(explore_url, &esc);
+        let link = render::explore_link(explore_url, &esc.loki_query);
         self.render(&esc, link).map(drop).map_err(|e| vec![e])
     }
 
@@ -373,7 +373,10 @@ mod tests {
     #[test]
     fn the_explore_link_stays_a_link_and_nothing_made_from_it_does() {
         let e = escalation("ERROR db timeout");
-        let link = render::explore_link(Some("https://g.example/x?a=1&left={loki_query}"), &e);
+        let link = render::explore_link(
+            Some("https://g.example/x?a=1&left={loki_query}"),
+            &e.loki_query,
+        );
         let slack = Template::compile("<{{ explore_url }}|open>", Markup::Slack, None).unwrap();
         let out = slack.render(&e, link.clone()).unwrap();
         assert!(

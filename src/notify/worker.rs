@@ -22,6 +22,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::outbox::{Item, Outbox};
+use super::recent::{DeliveryState, RecentEscalations};
 use super::{Lane, Outcome};
 use crate::escalation::Escalation;
 use crate::event::Timestamp;
@@ -127,6 +128,7 @@ struct Common {
     metrics: NotifyMetrics,
     refused: Refused,
     cap: usize,
+    recent: Arc<RecentEscalations>,
 }
 
 /// The running delivery threads, one per receiver.
@@ -166,6 +168,7 @@ impl Delivery {
             metrics,
             refused,
             cap: cap.max(1),
+            recent: Arc::default(),
         });
         let mut delivery = Delivery {
             common: common.clone(),
@@ -234,6 +237,7 @@ impl Delivery {
             let Some(queue) = self.queues.get(&item.receiver) else {
                 continue;
             };
+            self.common.recent.queued(item.seq, &esc);
             let memory = match written {
                 Ok(()) => None,
                 Err(e) => {
@@ -260,6 +264,7 @@ impl Delivery {
                 break;
             };
             q.entries.remove(&oldest);
+            self.common.recent.update(oldest, DeliveryState::Dropped);
             if let Err(e) = self.common.outbox.remove(oldest) {
                 tracing::error!(receiver, error = %e, "cannot remove a dropped escalation from the outbox");
             }
@@ -274,6 +279,11 @@ impl Delivery {
         self.common.metrics.outbox_items(receiver, q.entries.len());
         drop(q);
         queue.wake.notify_all();
+    }
+
+    /// The recent escalations and their delivery state (for the status page).
+    pub fn recent(&self) -> Arc<RecentEscalations> {
+        self.common.recent.clone()
     }
 
     /// Escalations waiting for receiver `name` (the one being attempted included).
@@ -334,7 +344,8 @@ impl Worker {
                     }
                 },
             };
-            match self.deliver(&esc, &key) {
+            self.common.recent.queued(seq, &esc);
+            match self.deliver(seq, &esc, &key) {
                 Done::Finished => self.finish(seq),
                 Done::Stopped => return,
             }
@@ -374,10 +385,12 @@ impl Worker {
     }
 
     /// Attempts `esc` until it is accepted, rejected, given up, or the worker is stopping.
-    fn deliver(&mut self, esc: &Escalation, key: &str) -> Done {
+    fn deliver(&mut self, seq: u64, esc: &Escalation, key: &str) -> Done {
         let name = self.lane.name.clone();
+        let recent = self.common.recent.clone();
         if !(self.lane.admit)() {
             (self.common.refused)(esc);
+            recent.update(seq, DeliveryState::RateLimited);
             return Done::Finished;
         }
         let first = Instant::now();
@@ -387,11 +400,24 @@ impl Worker {
                 Outcome::Accepted { answer } => {
                     tracing::debug!(receiver = %name, route = %esc.route, key, answer, "escalation delivered");
                     self.common.metrics.accepted(esc);
+                    recent.update(
+                        seq,
+                        DeliveryState::Sent {
+                            attempts: retry + 1,
+                        },
+                    );
                     return Done::Finished;
                 }
                 Outcome::Rejected { reason } => {
                     tracing::error!(receiver = %name, route = %esc.route, key, reason, "the receiver rejected the escalation; it is not retried");
                     self.common.metrics.receiver_error(&name, "rejected");
+                    recent.update(
+                        seq,
+                        DeliveryState::Rejected {
+                            attempts: retry + 1,
+                            last_error: crate::status::cut(&reason),
+                        },
+                    );
                     return Done::Finished;
                 }
                 Outcome::Retry { after, reason } => {
@@ -400,10 +426,18 @@ impl Worker {
                         tracing::error!(receiver = %name, route = %esc.route, key, reason, attempts = retry + 1,
                             "giving up on the escalation: still failing after retry.max_elapsed");
                         self.common.metrics.receiver_error(&name, "expired");
+                        recent.update(
+                            seq,
+                            DeliveryState::Expired {
+                                attempts: retry + 1,
+                                last_error: crate::status::cut(&reason),
+                            },
+                        );
                         return Done::Finished;
                     }
                     tracing::warn!(receiver = %name, route = %esc.route, key, reason, retry_in = ?wait, attempt = retry + 1, "delivery failed; will retry");
                     self.common.metrics.retry(&name);
+                    recent.retrying(seq, retry + 1, &reason, wait);
                     (reason, wait)
                 }
             };

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::IntoDeserializer;
 use toml::Spanned;
@@ -16,32 +17,42 @@ use crate::config::{Diagnostic, FileCtx, units};
 use crate::event::Level;
 use crate::multiline;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PatternToml {
+    #[schemars(with = "String")]
     id: Spanned<String>,
+    #[schemars(with = "Option<String>")]
     regex: Option<Spanned<String>>,
+    #[schemars(with = "Option<JsonToml>")]
     json: Option<Spanned<JsonToml>>,
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     require: Vec<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     level: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     service: Option<Spanned<String>>,
     #[serde(default)]
     priority: i64,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     sources: Option<Vec<String>>,
+    #[schemars(with = "Option<PatternContext>")]
     context: Option<Spanned<toml::Value>>,
+    #[schemars(with = "Option<MultilineToml>")]
     multiline: Option<Spanned<MultilineToml>>,
+    #[schemars(with = "Option<Vec<String>>")]
     fingerprint: Option<Vec<Spanned<String>>>,
     /// `false`: templates of this pattern are its masked messages, never merged by the miner.
     #[serde(default = "mine_by_default")]
     mine_templates: bool,
     #[serde(default)]
+    #[schemars(with = "Vec<ExampleToml>")]
     example: Vec<Spanned<ExampleToml>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct JsonToml {
     #[serde(default)]
@@ -56,26 +67,52 @@ struct JsonToml {
     ts: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct MultilineToml {
+    #[schemars(with = "Option<String>")]
     start: Option<Spanned<String>>,
     #[serde(rename = "continue")]
+    #[schemars(with = "Option<String>")]
     continue_: Option<Spanned<String>>,
     max_lines: Option<usize>,
+    #[schemars(with = "Option<String>")]
     max_bytes: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ExampleToml {
     line: String,
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     expect: Option<Spanned<BTreeMap<String, toml::Value>>>,
     matches: Option<bool>,
 }
 
 const DOC: &str = "docs/patterns.md";
+
+/// The schema of one `[[pattern]]`, for the pattern file's schema (`config::schema`).
+pub(crate) fn pattern_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<PatternToml>()
+}
+
+/// `context = true | false | "end"`, as the schema tells it.
+struct PatternContext;
+
+impl JsonSchema for PatternContext {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PatternContext".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "true: a marker, its captures stick to the later events of the stream; \"end\": the end of a run, clears them",
+            "anyOf": [{ "type": "boolean" }, { "const": "end" }]
+        })
+    }
+}
 
 /// The keys an event has besides `fields`: what `expect` and `fingerprint` may name.
 const EVENT_KEYS: [&str; 6] = ["level", "service", "ci_run_id", "message", "pattern", "ts"];

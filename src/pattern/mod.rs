@@ -8,7 +8,7 @@
 //! per-stream state (multiline, sticky context): that belongs to later stages.
 
 mod extract;
-mod file;
+pub(crate) mod file;
 pub mod level;
 pub mod runid;
 

@@ -24,12 +24,13 @@ use crate::config::{FileSource, StartAt};
 use crate::correlate::Sticky;
 use crate::event::Origin;
 use crate::state::{Checkpoint, SavedFile};
+use crate::status::{FileRow, FilesView, MAX_FILES_LISTED, Note};
 
 /// How much one file may read in one turn before others get theirs.
 const TURN_BYTES: usize = 8 << 20;
 /// Watch events come in bursts (a rotation is a rename and a create): scan once per burst.
 const RESCAN_DEBOUNCE: Duration = Duration::from_millis(50);
-/// How often the position-lag gauge is recomputed.
+/// How often the position-lag gauge is recomputed and the files published for the status page.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What wakes the tailer between polls.
@@ -67,6 +68,9 @@ struct Tailed {
     dirty: bool,
     /// The last turn ended before EOF: read on without waiting for a poll.
     more: bool,
+    /// Since when the delivered position has been short of the size (status page).
+    behind_since: Option<Instant>,
+    last_error: Option<Note>,
 }
 
 pub struct Tailer {
@@ -81,6 +85,8 @@ pub struct Tailer {
     rescan_at: Instant,
     next_poll: Instant,
     next_gauges: Instant,
+    /// The last file that could not be opened or read at discovery (status page).
+    last_error: Option<Note>,
 }
 
 impl Tailer {
@@ -104,6 +110,7 @@ impl Tailer {
             rescan_at: now,
             next_poll: now,
             next_gauges: now,
+            last_error: None,
         }
     }
 
@@ -233,6 +240,10 @@ impl Tailer {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(source = %self.ctx.name, path = %path.display(), error = %e, "cannot open file; will retry at the next scan");
+                self.last_error = Some(Note::now(format_args!(
+                    "cannot open {}: {e}",
+                    path.display()
+                )));
                 return;
             }
         };
@@ -248,6 +259,10 @@ impl Tailer {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(source = %self.ctx.name, path = %path.display(), error = %e, "cannot read file; will retry at the next scan");
+                self.last_error = Some(Note::now(format_args!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
                 return;
             }
         };
@@ -288,6 +303,8 @@ impl Tailer {
             last_read: Instant::now(),
             dirty: true,
             more: false,
+            behind_since: None,
+            last_error: None,
         };
         self.files.insert(key, t);
         if self.open < self.cfg.max_open_files {
@@ -338,6 +355,9 @@ impl Tailer {
                 Err(ReadError::PipelineClosed) => return None,
                 Err(ReadError::Io(e)) => {
                     tracing::warn!(source = %self.ctx.name, error = %e, "read failed; the file will be retried");
+                    if let Some(t) = self.files.get_mut(&key) {
+                        t.last_error = Some(Note::now(format_args!("read failed: {e}")));
+                    }
                 }
             }
         }
@@ -528,14 +548,45 @@ impl Tailer {
             return;
         }
         self.next_gauges = now + GAUGE_INTERVAL;
-        let lag: u64 = self
-            .files
-            .values()
-            .map(|t| {
-                t.size
-                    .saturating_sub(self.ctx.positions.committed(t.key).unwrap_or(0))
+        // Every file's lag feeds the gauge; only the listed ones are formatted for the page.
+        let mut lags = Vec::with_capacity(self.files.len());
+        for t in self.files.values_mut() {
+            let position = self.ctx.positions.committed(t.key).unwrap_or(0);
+            let behind = t.size.saturating_sub(position);
+            t.behind_since = (behind > 0).then(|| t.behind_since.unwrap_or(now));
+            lags.push((behind, position, t.key));
+        }
+        let lag = lags.iter().map(|(behind, ..)| behind).sum();
+        let listed = |(behind, position, key): (u64, u64, FileKey)| {
+            let t = self.files.get(&key)?;
+            Some(FileRow {
+                path: t.path.display().to_string(),
+                position,
+                size: Some(t.size),
+                lag_bytes: Some(behind),
+                lag_seconds: Some(t.behind_since.map_or(0, |s| (now - s).as_secs())),
+                rotated: matches!(t.life, Life::Gone { .. }),
+                last_error: t.last_error.clone(),
             })
-            .sum();
+        };
+        if lags.len() > MAX_FILES_LISTED {
+            lags.select_nth_unstable_by_key(MAX_FILES_LISTED, |(behind, ..)| {
+                std::cmp::Reverse(*behind)
+            });
+            lags.truncate(MAX_FILES_LISTED);
+        }
+        let mut rows: Vec<FileRow> = lags.into_iter().filter_map(listed).collect();
+        rows.sort_by(|a, b| {
+            b.lag_bytes
+                .cmp(&a.lag_bytes)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        self.ctx.status.publish(FilesView {
+            tracked: self.files.len(),
+            lag_bytes: lag,
+            files: rows,
+            last_error: self.last_error.clone(),
+        });
         self.ctx
             .metrics
             .position_lag

@@ -81,6 +81,8 @@ pub struct SourceCtx {
     pub tx: mpsc::WeakSender<Batch>,
     pub positions: Positions,
     pub metrics: SourceMetrics,
+    /// Where the source publishes its files for the status page.
+    pub status: crate::status::SourceStatus,
     pub stop: Arc<AtomicBool>,
     pub patterns: SharedPatterns,
     pub routes: Arc<[Route]>,
