@@ -790,8 +790,10 @@ fn email_550_is_not_retried_through_run() {
         common::sample(
             &metrics,
             "logward_receiver_retries_total{receiver=\"mail\"}"
-        ),
-        None
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "nothing was retried"
     );
 }
 
