@@ -120,16 +120,6 @@ impl Outbox {
         &self.dir
     }
 
-    /// Writes `esc` (entering the outbox at `now`) and fsyncs it. The item is returned even
-    /// when the write failed, for the caller to keep in memory.
-    pub fn put(&self, esc: &Escalation, now: Timestamp) -> (Item, io::Result<()>) {
-        let mut all = self.put_all(std::slice::from_ref(esc), now).into_iter();
-        match all.next() {
-            Some(one) => one,
-            None => unreachable!("put_all returns one item per escalation"),
-        }
-    }
-
     /// Writes every escalation of a burst (all entering at `now`) as one group commit: each
     /// to its temporary file, all made durable at once ([`sync_written`]), the renames and one
     /// fsync of the directory. A burst of N costs about what one escalation does. Items come back in order, each with
@@ -278,6 +268,13 @@ mod tests {
     use super::*;
     use crate::notify::tests::escalation;
 
+    /// One escalation through [`Outbox::put_all`].
+    fn put(outbox: &Outbox, esc: &Escalation, now: Timestamp) -> (Item, io::Result<()>) {
+        let mut one = outbox.put_all(std::slice::from_ref(esc), now);
+        assert_eq!(one.len(), 1);
+        one.remove(0)
+    }
+
     #[test]
     fn items_survive_a_reopen_in_order_and_removed_ones_do_not() {
         let dir = tempfile::tempdir().unwrap();
@@ -287,9 +284,9 @@ mod tests {
         let a = escalation("ERROR a");
         let mut b = escalation("ERROR b");
         b.receiver = "audit".into();
-        let (ia, wa) = outbox.put(&a, now);
-        let (ib, wb) = outbox.put(&b, now);
-        let (ic, wc) = outbox.put(&a, Timestamp::from_nanos(now.as_nanos() + 1));
+        let (ia, wa) = put(&outbox, &a, now);
+        let (ib, wb) = put(&outbox, &b, now);
+        let (ic, wc) = put(&outbox, &a, Timestamp::from_nanos(now.as_nanos() + 1));
         wa.unwrap();
         wb.unwrap();
         wc.unwrap();
@@ -303,7 +300,7 @@ mod tests {
         assert_eq!(outbox.read(ib.seq).unwrap(), b);
         assert_eq!(&*left[0].receiver, "audit");
         assert!(!outbox.dir().join("00000000000000000099.tmp").exists());
-        let (next, _) = outbox.put(&a, now);
+        let (next, _) = put(&outbox, &a, now);
         assert!(next.seq > 99, "sequence numbers are never reused");
     }
 
